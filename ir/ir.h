@@ -1,0 +1,370 @@
+/* ir.h — every IR type of fepc, with its small accessors.
+ *
+ * Three layers share one expression Graph:
+ *   Graph    hash-consed, pure expression nodes (Node) referred to by 32-bit
+ *            ids; identical (op, inputs, shape, attr) means identical id, so
+ *            common-subexpression elimination happens at construction.
+ *   Model    the declared tensors of a .fep file (params, consts, inputs,
+ *            latents, observed nodes), their distributions as expressions
+ *            over LOADs of buffers, the extern table and the train block.
+ *   Program  what a rule derives for one clamp set: named phases, each a
+ *            parallel assignment of nodes to buffers.
+ *
+ * Invariants: every node's shape is checked by the op's shape rule when the
+ * node is made; a node never refers to a node with a larger id; shapes are
+ * per-sample (the implicit batch dimension is the `batched` flag).  All
+ * memory belongs to the Model's arena. */
+#ifndef FEP_IR_H
+#define FEP_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../frontend/frontend.h"
+#include "../util/util.h"
+
+enum { FEP_MAX_RANK = 6 };
+
+typedef int32_t NodeId;
+enum { NO_NODE = -1 };
+
+/* ---- the op table (ops.def) ---- */
+typedef enum OpFlag { EW = 1, COMM = 2, LEAF = 4, REDUCE = 8 } OpFlag;
+
+typedef enum Op {
+#define OP(name, text, arity, flags, shape, e1, e2, vjp) OP_##name,
+#include "ops.def"
+#undef OP
+    N_OPS
+} Op;
+
+/* MATMUL attribute flags (Attr.ints[0]). */
+enum { MM_TRANS_A = 1, MM_TRANS_B = 2, MM_SUM_BATCH = 4 };
+
+typedef struct Shape {
+    int32_t rank;
+    int32_t dims[FEP_MAX_RANK];
+} Shape;
+
+/* Op-specific constants; which fields mean what is documented per op:
+ *   LOAD: ints[0] = buffer id        FILL: num = the value
+ *   MATMUL: ints[0] = MM_* flags     SLICE/UNSLICE: ints[0..1] = [start, end) on axis 0
+ *   EXTERN: ints[0] = extern index */
+typedef struct Attr {
+    double num;
+    int32_t ints[4];
+} Attr;
+
+typedef struct Node {
+    uint8_t op;
+    uint8_t n_in;
+    uint8_t batched;      /* carries the implicit leading batch dimension */
+    int32_t shape;        /* index into Graph.shapes */
+    NodeId in[2];
+    int32_t attr;         /* index into Graph.attrs, or -1 */
+    Span span;            /* source text that produced it (0,0,0 if derived) */
+} Node;
+
+typedef struct Graph {
+    Arena *arena;
+    Node *nodes;
+    int n_nodes, cap_nodes;
+    Shape *shapes;
+    int n_shapes, cap_shapes;
+    Attr *attrs;
+    int n_attrs, cap_attrs;
+    int32_t *node_slots;  /* open-addressing hash of nodes, size n_slots */
+    int n_slots;
+    Span cur_span;        /* given to nodes made from now on (ir_set_span) */
+} Graph;
+
+/* ---- buffers: named storage the phases read (LOAD) and write (Assign) ---- */
+typedef enum BufKind {
+    BUF_PARAM,      /* learned θ, unbatched */
+    BUF_CONST,      /* fixed tensor */
+    BUF_VALUE,      /* value node (input, latent, observed), batched */
+    BUF_PREV,       /* prev(x): x at the previous stream step */
+    BUF_FORWARD,    /* feedforward value of a free node, frozen under fpa/bp */
+    BUF_ERROR,      /* precision-weighted prediction error of an energy node */
+    BUF_VGRAD,      /* ∂F/∂v of a relaxed node */
+    BUF_GRAD,       /* ∂F/∂θ summed over the batch */
+    BUF_ENERGY,     /* per-sample energy, shape [] batched */
+} BufKind;
+
+typedef struct Buffer {
+    const char *name;     /* "W1", "h1", "error.h1", "grad.W1", "fwd.h1", "prev.s" */
+    BufKind kind;
+    int32_t shape;        /* index into Graph.shapes */
+    bool batched;
+    int tensor;           /* model tensor it belongs to, or -1 (energy) */
+} Buffer;
+
+/* ---- the model ---- */
+typedef enum Role { ROLE_PARAM, ROLE_CONST, ROLE_INPUT, ROLE_LATENT, ROLE_OBSERVED } Role;
+typedef enum DistKind { DIST_NONE, DIST_NORMAL, DIST_CATEGORICAL, DIST_BERNOULLI } DistKind;
+typedef enum InitKind {
+    INIT_ZEROS, INIT_VALUE, INIT_LITERAL, INIT_NORMAL, INIT_UNIFORM, INIT_XAVIER, INIT_KAIMING
+} InitKind;
+
+typedef struct Init {
+    InitKind kind;
+    double a, b;          /* VALUE: a; NORMAL: std a; UNIFORM: [a, b) */
+    double *values;       /* LITERAL: row-major, numel entries */
+    int64_t n_values;
+} Init;
+
+typedef struct Tensor {
+    const char *name;     /* "W1", "h[3]" for element 3 of family h */
+    Role role;
+    int32_t shape;
+    bool batched;         /* value nodes: true; params/consts: false */
+    Span span;            /* the declaration's name */
+    int buf;              /* its value buffer */
+    int prev_buf;         /* BUF_PREV buffer when prev(name) is used, else -1 */
+    Init init;            /* params, consts; latents: stream init (prev) */
+    bool has_init;
+    DistKind dist;
+    NodeId mean;          /* NORMAL: mean; CATEGORICAL/BERNOULLI: logits */
+    NodeId prec;          /* NORMAL: precision (NO_NODE = 1) */
+    bool prec_log_term;   /* precision depends on params or value nodes */
+    const char *family;   /* "h" for h[3]; NULL otherwise */
+    int family_index;
+} Tensor;
+
+typedef struct Extern {
+    const char *name;
+    const char *lib, *sym, *grad_sym;
+    Span span;
+    double (*fn)(double);       /* resolved by the executor that needs it */
+    double (*grad_fn)(double);
+    void *fn_f, *grad_fn_f;     /* the float(float) symbols as declared */
+} Extern;
+
+typedef enum RuleKind { RULE_PC, RULE_FPA, RULE_IPC, RULE_BP, RULE_AR } RuleKind;
+typedef enum BackwardMode { BACKWARD_TRANSPOSE, BACKWARD_LEARNED, BACKWARD_RANDOM } BackwardMode;
+typedef enum OptimizerKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptimizerKind;
+typedef enum IntegratorKind { INTEGRATOR_EULER, INTEGRATOR_HEUN } IntegratorKind;
+
+typedef struct RuleSpec {
+    RuleKind kind;
+    BackwardMode backward;
+    bool no_derivative;       /* derivative = none */
+    bool learned_error_weights;
+} RuleSpec;
+
+typedef struct TrainConfig {
+    RuleSpec rule;
+    int steps;
+    double step_size;
+    IntegratorKind integrator;
+    double momentum;          /* relaxation momentum, 0 = none */
+    double tol;               /* early stop on energy change, 0 = off */
+    OptimizerKind optimizer;
+    double lr, beta1, beta2, eps, opt_momentum, weight_decay;
+    bool nesterov;
+    int batch;
+    int epochs;
+    uint64_t seed;
+} TrainConfig;
+
+typedef struct Model {
+    Arena *arena;
+    Graph g;
+    const char *name;
+    const char *path;
+    Tensor *tensors;
+    int n_tensors, cap_tensors;
+    Buffer *buffers;
+    int n_buffers, cap_buffers;
+    int *topo;                /* value-node tensors in topological order */
+    int n_topo;
+    Extern *externs;
+    int n_externs, cap_externs;
+    TrainConfig train;
+    bool has_prev;            /* a stream model */
+} Model;
+
+/* ---- derived programs ---- */
+typedef enum PhaseId {
+    PHASE_INIT,         /* feedforward sweep: free nodes ← predictions; fwd.* */
+    PHASE_VALUE_GRAD,   /* vgrad.v ← ∂F/∂v for every relaxed node */
+    PHASE_READOUT,      /* free observed leaves ← their current prediction */
+    PHASE_ERRORS,       /* error.v ← precision-weighted error of every energy node */
+    PHASE_ENERGY,       /* energy ← per-sample F */
+    PHASE_PARAM_GRAD,   /* grad.θ ← ∂F/∂θ summed over the batch */
+    PHASE_ADVANCE,      /* prev.x ← x (end of a stream step) */
+    N_PHASES
+} PhaseId;
+
+typedef struct Assign {
+    int dst;              /* buffer id */
+    NodeId src;
+} Assign;
+
+/* Parallel assignment: every src is evaluated against the state at phase
+ * entry, then all dst are written. */
+typedef struct Phase {
+    Assign *assigns;
+    int n_assigns, cap_assigns;
+} Phase;
+
+typedef struct Relaxed {
+    int tensor;           /* relaxed value node */
+    int value_buf, vgrad_buf;
+} Relaxed;
+
+typedef struct Program {
+    Model *model;
+    RuleSpec rule;
+    bool *clamped;        /* per tensor: value supplied by data */
+    Phase phases[N_PHASES];
+    Relaxed *relaxed;
+    int n_relaxed;
+    bool relaxes;         /* false for bp: one sweep, no relaxation loop */
+    bool learn_each_step; /* ipc: parameters step at every relaxation step */
+    NodeId *error_nodes;  /* per tensor: its error expression (printers name it ε_v) */
+} Program;
+
+/* ---- graph.c ---- */
+void ir_graph_init(Graph *g, Arena *arena);
+int32_t ir_shape_id(Graph *g, const Shape *s);
+static inline const Shape *ir_shape(const Graph *g, int32_t id) { return &g->shapes[id]; }
+static inline const Node *ir_node(const Graph *g, NodeId id) { return &g->nodes[id]; }
+static inline const Shape *ir_node_shape(const Graph *g, NodeId id) { return &g->shapes[g->nodes[id].shape]; }
+static inline const Attr *ir_node_attr(const Graph *g, NodeId id)
+{
+    return g->nodes[id].attr >= 0 ? &g->attrs[g->nodes[id].attr] : NULL;
+}
+int64_t ir_numel(const Shape *s);   /* product of dims; 1 for rank 0 */
+bool ir_shape_eq(const Shape *a, const Shape *b);
+Shape ir_shape_make(int rank, const int32_t *dims);
+/* "[256, 784]" (with a trailing " per sample" never added); static buffer-free: writes into buf */
+const char *ir_shape_str(const Shape *s, char *buf, size_t len);
+
+/* Low-level constructor: finds or adds the node.  Callers normally use the
+ * checked builders in build.c, which compute the shape with the op's rule. */
+NodeId ir_intern(Graph *g, Op op, int n_in, const NodeId *in, int32_t shape, bool batched,
+                 const Attr *attr, Span span);
+
+/* ---- ops.c: the op table's data and scalar maths ---- */
+typedef double (*ScalarFn1)(double);
+typedef double (*ScalarFn2)(double, double);
+typedef struct OpInfo {
+    const char *name;     /* "add", "tanh" */
+    int arity;
+    unsigned flags;
+    ScalarFn1 eval1;
+    ScalarFn2 eval2;
+} OpInfo;
+extern const OpInfo op_info[N_OPS];
+static inline bool op_is_elementwise(Op op) { return op_info[op].flags & EW; }
+static inline bool op_is_leaf(Op op) { return op_info[op].flags & LEAF; }
+
+/* ---- build.c: checked node builders (shape rules from the table) ---- */
+/* Each returns NO_NODE after storing a message in *err when shapes do not
+ * fit; the caller (lower.c) turns that into a diagnostic at its span. */
+typedef struct BuildError {
+    char message[256];
+} BuildError;
+
+NodeId ir_load(Graph *g, int buf, int32_t shape, bool batched);
+NodeId ir_fill(Graph *g, double value, const Shape *shape, bool batched);
+NodeId ir_scalar(Graph *g, double value);
+NodeId ir_unary(Graph *g, Op op, NodeId x);
+NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, BuildError *err);
+NodeId ir_matmul(Graph *g, NodeId a, NodeId b, int flags, BuildError *err);
+NodeId ir_reduce_to(Graph *g, NodeId x, const Shape *shape, bool batched);
+NodeId ir_broadcast(Graph *g, NodeId x, const Shape *shape, bool batched);
+NodeId ir_softmax(Graph *g, NodeId x);
+NodeId ir_logsumexp(Graph *g, NodeId x);
+NodeId ir_transpose(Graph *g, NodeId x, BuildError *err);
+NodeId ir_reshape(Graph *g, NodeId x, const Shape *shape, BuildError *err);
+/* Generic checked constructor used by all builders: runs the op's shape
+ * rule; `given`/`given_batched` feed the rules that take a caller shape. */
+NodeId ir_build(Graph *g, Op op, const NodeId *in, const Attr *attr, const Shape *given,
+                bool given_batched, BuildError *err);
+NodeId ir_concat(Graph *g, NodeId a, NodeId b, BuildError *err);
+NodeId ir_slice(Graph *g, NodeId x, int start, int end, BuildError *err);
+NodeId ir_unslice(Graph *g, NodeId x, int start, int end, const Shape *full);
+NodeId ir_extern(Graph *g, NodeId x, int extern_index);
+/* Broadcast result shape of a and b, or false (message in err). */
+bool ir_broadcast_shapes(const Shape *a, const Shape *b, Shape *out, BuildError *err);
+/* Attaches a source span to nodes built after this call until reset with
+ * an empty span; lower.c uses it so derived errors can point at source. */
+void ir_set_span(Graph *g, Span span);
+
+/* Convenience arithmetic for derivations (shapes known to fit). */
+NodeId ir_add(Graph *g, NodeId a, NodeId b);
+NodeId ir_sub(Graph *g, NodeId a, NodeId b);
+NodeId ir_mul(Graph *g, NodeId a, NodeId b);
+NodeId ir_div(Graph *g, NodeId a, NodeId b);
+NodeId ir_neg(Graph *g, NodeId a);
+
+/* ---- vjp.c ---- */
+/* Reverse-mode sweep over the DAG rooted at `root` with cotangent `seed`
+ * (same shape/batching as root).  Cotangents reaching LOAD leaves are added
+ * into leaf_ct[buffer] (NO_NODE = none yet); an unbatched leaf receives the
+ * batch sum.  `no_derivative` drops elementwise derivative factors (the
+ * derivative = none relaxation). */
+void ir_vjp(Graph *g, NodeId root, NodeId seed, NodeId *leaf_ct, int n_buffers, bool no_derivative);
+/* Cotangent of the op's inputs for one node: the vjp column of ops.def. */
+typedef void (*VjpFn)(Graph *g, NodeId node, NodeId ct, NodeId in_ct[2], bool no_derivative);
+
+/* ---- model.c ---- */
+Model *ir_model_new(Arena *arena);
+int ir_model_buffer(Model *m, BufKind kind, const char *name, int32_t shape, bool batched, int tensor);
+int ir_model_find_buffer(const Model *m, const char *name);
+int ir_model_find_tensor(const Model *m, const char *name);
+bool ir_is_value_role(Role r);
+/* True when the expression reads a param or value-node buffer. */
+bool ir_depends_on(const Model *m, NodeId root, bool params, bool values);
+/* Value-node tensors whose current value `root` reads (each once; at most
+ * `max`).  prev() reads are not parents: they are last step's values. */
+int ir_value_parents(const Model *m, NodeId root, int *out, int max);
+/* Rewrites `root`, replacing LOAD(buf) with map[buf] wherever map[buf] != NO_NODE. */
+NodeId ir_substitute(Graph *g, NodeId root, const NodeId *map, int n_buffers);
+const char *ir_role_name(Role r);
+const char *ir_dist_name(DistKind d);
+const char *ir_rule_name(RuleKind r);
+void ir_default_train(TrainConfig *t);
+
+/* ---- interp.c: the reference executor ---- */
+/* Buffer storage an executor runs against: data[b] holds buffer b as
+ * batch × numel (batched) or numel values of type double (f64) or float. */
+typedef struct Storage {
+    int batch;
+    bool f64;
+    void **data;
+    int n_buffers;
+} Storage;
+
+/* Evaluates one phase (parallel assignment) in double precision, rounding
+ * every intermediate to float when the storage is f32.  Extern functions
+ * are called through libffi.  Returns false with a message in err when an
+ * extern cannot be called. */
+bool ir_interp_phase(const Program *p, PhaseId phase, Storage *st, char *err, size_t errlen);
+/* Evaluates one expression against the storage into out (batch × numel or
+ * numel doubles, caller-allocated); used by the REPL and tests. */
+bool ir_interp_expr(const Model *m, NodeId root, Storage *st, double *out, char *err, size_t errlen);
+
+/* ---- externs.c ---- */
+/* dlopen()s every extern's library and finds its function and derivative.
+ * Returns false with a message naming the library or symbol. */
+bool ir_resolve_externs(Model *m, char *err, size_t errlen);
+
+/* ---- print.c ---- */
+void ir_print_node_expr(FILE *out, const Model *m, NodeId id);   /* readable math */
+void ir_print_graph(FILE *out, const Model *m);                  /* --ir dump */
+void ir_print_program(FILE *out, const Program *p);              /* --derived dump */
+void ir_print_summary(FILE *out, const Model *m);                /* fepc check */
+void ir_print_explain(FILE *out, const Program *p);              /* fepc explain */
+
+/* ---- lower*.c (AST → Model; the only files that know both) ---- */
+/* Sets one train key from an expression (train block, `--key value`, REPL);
+ * false after a diagnostic at the value's span. */
+bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, const AstExpr *value);
+/* Builds and checks the model.  Returns NULL after reporting diagnostics. */
+Model *ir_lower(Diag *d, Arena *arena, const AstModel *ast, const char *path);
+
+#endif

@@ -1,0 +1,497 @@
+/* lower_config.c — the non-expression parts of a model: INIT specs, matrix
+ * literals and the train block (also used for `--key value` overrides).
+ *
+ * Each train key is validated here once, so the file, the command line and
+ * the REPL report the same error for the same bad value. */
+#include "lower.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const train_keys[] = {"rule", "steps", "step_size", "optimizer", "batch",
+                                         "epochs", "seed", "integrator", "momentum", "tol"};
+enum { N_TRAIN_KEYS = sizeof train_keys / sizeof *train_keys };
+
+static int edit_distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 32 || lb > 32)
+        return 99;
+    int row[33];
+    for (int j = 0; j <= lb; j++)
+        row[j] = j;
+    for (int i = 1; i <= la; i++) {
+        int prev = row[0];
+        row[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int cur = row[j];
+            int best = prev + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+const char *lower_suggest(const char *name, const char *const *names, int n_names)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; i < n_names; i++) {
+        int d = edit_distance(name, names[i]);
+        if (d < best_d && d < (int)strlen(name)) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
+/* ---- matrix literals ---- */
+
+static bool literal_shape(Lowerer *lw, const AstExpr *e, Shape *shape, int depth)
+{
+    if (e->kind != AST_LIST) {
+        shape->rank = depth;
+        return true;
+    }
+    if (depth >= FEP_MAX_RANK) {
+        diag_error(lw->diag, e->span, "matrix literal nested deeper than %d levels", FEP_MAX_RANK);
+        return false;
+    }
+    if (e->n_args == 0) {
+        diag_error(lw->diag, e->span, "empty matrix literal");
+        return false;
+    }
+    shape->dims[depth] = e->n_args;
+    return literal_shape(lw, e->args[0].value, shape, depth + 1);
+}
+
+static bool literal_fill(Lowerer *lw, const AstExpr *e, const Shape *shape, int depth, double *out,
+                         int64_t *at)
+{
+    if (depth == shape->rank) {
+        const AstExpr *v = e;
+        double sign = 1;
+        if (v->kind == AST_NEG) {
+            sign = -1;
+            v = v->lhs;
+        }
+        if (v->kind != AST_NUM) {
+            diag_error(lw->diag, e->span,
+                       e->kind == AST_LIST ? "ragged matrix literal: expected a number here, found a list"
+                                           : "matrix literal entries must be numbers");
+            return false;
+        }
+        out[(*at)++] = sign * v->num;
+        return true;
+    }
+    if (e->kind != AST_LIST) {
+        diag_error(lw->diag, e->span, "ragged matrix literal: expected a list of %d elements here",
+                   shape->dims[depth]);
+        return false;
+    }
+    if (e->n_args != shape->dims[depth]) {
+        diag_error(lw->diag, e->span, "ragged matrix literal: this row has %d elements, expected %d",
+                   e->n_args, shape->dims[depth]);
+        return false;
+    }
+    for (int i = 0; i < e->n_args; i++)
+        if (!literal_fill(lw, e->args[i].value, shape, depth + 1, out, at))
+            return false;
+    return true;
+}
+
+bool lower_literal(Lowerer *lw, const AstExpr *e, Shape *shape, double **values, int64_t *n)
+{
+    Shape s = {0};
+    if (!literal_shape(lw, e, &s, 0))
+        return false;
+    int64_t count = ir_numel(&s);
+    if (count > (1 << 24)) {
+        diag_error(lw->diag, e->span, "matrix literal too large");
+        return false;
+    }
+    double *vals = arena_alloc(lw->model->arena, sizeof *vals * (size_t)count);
+    int64_t at = 0;
+    if (!literal_fill(lw, e, &s, 0, vals, &at))
+        return false;
+    *shape = s;
+    *values = vals;
+    *n = count;
+    return true;
+}
+
+/* ---- INIT ---- */
+
+static bool number_arg(Lowerer *lw, const AstExpr *call, int i, double *out)
+{
+    const AstExpr *v = call->args[i].value;
+    double sign = 1;
+    if (v->kind == AST_NEG) {
+        sign = -1;
+        v = v->lhs;
+    }
+    if (v->kind != AST_NUM || call->args[i].name) {
+        diag_error(lw->diag, call->args[i].value->span, "invalid initializer: '%s' takes numbers",
+                   call->name);
+        return false;
+    }
+    *out = sign * v->num;
+    return true;
+}
+
+static bool init_call(Lowerer *lw, const AstExpr *e, Init *out)
+{
+    int want = strcmp(e->name, "normal") == 0 ? 1 : strcmp(e->name, "uniform") == 0 ? 2 : -1;
+    if (want < 0) {
+        diag_error(lw->diag, e->name_span,
+                   "invalid initializer '%s'; expected zeros, ones, a number, a matrix literal, "
+                   "normal(std), uniform(lo, hi), xavier or kaiming",
+                   e->name);
+        return false;
+    }
+    if (e->n_args != want) {
+        diag_error(lw->diag, e->span, "wrong number of arguments to '%s': expected %d, got %d",
+                   e->name, want, e->n_args);
+        return false;
+    }
+    out->kind = want == 1 ? INIT_NORMAL : INIT_UNIFORM;
+    if (!number_arg(lw, e, 0, &out->a) || (want == 2 && !number_arg(lw, e, 1, &out->b)))
+        return false;
+    if (want == 1 && !(out->a >= 0)) {
+        diag_error(lw->diag, e->args[0].value->span, "invalid initializer: normal(std) needs std >= 0");
+        return false;
+    }
+    if (want == 2 && !(out->a < out->b)) {
+        diag_error(lw->diag, e->span, "invalid initializer: uniform(lo, hi) needs lo < hi");
+        return false;
+    }
+    return true;
+}
+
+bool lower_init(Lowerer *lw, const AstExpr *e, const Shape *shape, Init *out)
+{
+    memset(out, 0, sizeof *out);
+    const AstExpr *v = e->kind == AST_NEG && e->lhs->kind == AST_NUM ? e->lhs : e;
+    switch (v->kind) {
+    case AST_NUM:
+        out->kind = INIT_VALUE;
+        out->a = v == e ? v->num : -v->num;
+        return true;
+    case AST_NAME: {
+        static const char *const names[] = {"zeros", "ones", "xavier", "kaiming"};
+        static const InitKind kinds[] = {INIT_ZEROS, INIT_VALUE, INIT_XAVIER, INIT_KAIMING};
+        for (int i = 0; i < 4; i++)
+            if (strcmp(v->name, names[i]) == 0) {
+                out->kind = kinds[i];
+                out->a = 1;
+                return true;
+            }
+        const char *hint = lower_suggest(v->name, names, 4);
+        diag_error(lw->diag, v->span, "invalid initializer '%s'%s%s%s", v->name,
+                   hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+        return false;
+    }
+    case AST_CALL:
+        return init_call(lw, v, out);
+    case AST_LIST: {
+        Shape lit;
+        if (!lower_literal(lw, v, &lit, &out->values, &out->n_values))
+            return false;
+        Shape bc;
+        if (!ir_broadcast_shapes(&lit, shape, &bc, NULL) || !ir_shape_eq(&bc, shape)) {
+            char a[64], b[64];
+            diag_error(lw->diag, v->span, "shape mismatch: matrix literal has shape %s but the tensor is declared %s",
+                       ir_shape_str(&lit, a, sizeof a), ir_shape_str(shape, b, sizeof b));
+            return false;
+        }
+        if (!ir_shape_eq(&lit, shape)) {
+            /* Broadcast a smaller literal (e.g. a row) to the declared shape. */
+            int64_t n = ir_numel(shape);
+            double *full = arena_alloc(lw->model->arena, sizeof *full * (size_t)n);
+            for (int64_t i = 0; i < n; i++) {
+                int64_t rem = i, src = 0, stride = 1;
+                for (int d = shape->rank - 1; d >= 0; d--) {
+                    int64_t idx = rem % shape->dims[d];
+                    rem /= shape->dims[d];
+                    int ld = d - (shape->rank - lit.rank);
+                    if (ld >= 0) {
+                        src += (lit.dims[ld] == 1 ? 0 : idx) * stride;
+                        stride *= lit.dims[ld];
+                    }
+                }
+                full[i] = out->values[src];
+            }
+            out->values = full;
+            out->n_values = n;
+        }
+        out->kind = INIT_LITERAL;
+        return true;
+    }
+    default:
+        diag_error(lw->diag, e->span,
+                   "invalid initializer; expected zeros, ones, a number, a matrix literal, "
+                   "normal(std), uniform(lo, hi), xavier or kaiming");
+        return false;
+    }
+}
+
+/* ---- train block ---- */
+
+static bool expect_number(Lowerer *lw, const AstExpr *v, const char *key, double *out)
+{
+    const AstExpr *n = v->kind == AST_NEG ? v->lhs : v;
+    if (n->kind != AST_NUM) {
+        diag_error(lw->diag, v->span, "train key '%s' expects a number", key);
+        return false;
+    }
+    *out = v->kind == AST_NEG ? -n->num : n->num;
+    return true;
+}
+
+static bool expect_int(Lowerer *lw, const AstExpr *v, const char *key, long lo, long *out)
+{
+    double x;
+    if (!expect_number(lw, v, key, &x))
+        return false;
+    if (x != floor(x) || x < (double)lo || x > 1e12) {
+        diag_error(lw->diag, v->span, "train key '%s' expects an integer >= %ld", key, lo);
+        return false;
+    }
+    *out = (long)x;
+    return true;
+}
+
+static bool expect_positive(Lowerer *lw, const AstExpr *v, const char *key, double *out)
+{
+    if (!expect_number(lw, v, key, out))
+        return false;
+    if (!(*out > 0) || isinf(*out)) {
+        diag_error(lw->diag, v->span, "train key '%s' expects a positive number", key);
+        return false;
+    }
+    return true;
+}
+
+/* Finds the keyword option `name` in a call; NULL if absent. */
+typedef struct Option {
+    const char *name;
+    const AstExpr *value;
+} Option;
+
+static bool read_options(Lowerer *lw, const AstExpr *call, const char *const *allowed, int n_allowed,
+                         Option *opts)
+{
+    for (int i = 0; i < n_allowed; i++)
+        opts[i] = (Option){allowed[i], NULL};
+    for (int i = 0; i < call->n_args; i++) {
+        const AstArg *a = &call->args[i];
+        int slot = -1;
+        if (!a->name) {
+            slot = i < n_allowed ? i : -1;   /* positional in declaration order */
+            if (slot < 0) {
+                diag_error(lw->diag, a->value->span, "too many arguments to '%s'", call->name);
+                return false;
+            }
+        } else {
+            for (int k = 0; k < n_allowed; k++)
+                if (strcmp(a->name, allowed[k]) == 0)
+                    slot = k;
+            if (slot < 0) {
+                const char *hint = lower_suggest(a->name, allowed, n_allowed);
+                diag_error(lw->diag, a->name_span, "unknown argument '%s' to '%s'%s%s%s", a->name,
+                           call->name, hint ? "; did you mean '" : "", hint ? hint : "",
+                           hint ? "'?" : "");
+                return false;
+            }
+        }
+        if (opts[slot].value) {
+            diag_error(lw->diag, a->value->span, "argument '%s' given twice", allowed[slot]);
+            return false;
+        }
+        opts[slot].value = a->value;
+    }
+    return true;
+}
+
+static bool choice(Lowerer *lw, const AstExpr *v, const char *what, const char *const *names, int n,
+                   int *out)
+{
+    if (v->kind == AST_NAME)
+        for (int i = 0; i < n; i++)
+            if (strcmp(v->name, names[i]) == 0) {
+                *out = i;
+                return true;
+            }
+    char list[160] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "", names[i]);
+    if (v->kind == AST_NAME)
+        diag_error(lw->diag, v->span, "unknown %s '%s'; expected %s", what, v->name, list);
+    else
+        diag_error(lw->diag, v->span, "%s expects one of %s", what, list);
+    return false;
+}
+
+static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
+{
+    static const char *const rules[] = {"pc", "fpa", "ipc", "bp", "ar"};
+    const AstExpr *head = v;
+    if (v->kind == AST_CALL)
+        head = &(AstExpr){.kind = AST_NAME, .name = v->name, .span = v->name_span};
+    int kind;
+    if (!choice(lw, head, "rule", rules, 5, &kind))
+        return;
+    RuleSpec r = {.kind = (RuleKind)kind};
+    if (v->kind == AST_CALL) {
+        static const char *const allowed[] = {"backward", "derivative", "error_weights"};
+        Option o[3];
+        if (!read_options(lw, v, allowed, 3, o))
+            return;
+        static const char *const backward[] = {"transpose", "learned", "random"};
+        static const char *const deriv[] = {"exact", "none"};
+        static const char *const ew[] = {"identity", "learned"};
+        int x;
+        if (o[0].value) {
+            if (!choice(lw, o[0].value, "backward mode", backward, 3, &x))
+                return;
+            r.backward = (BackwardMode)x;
+        }
+        if (o[1].value) {
+            if (!choice(lw, o[1].value, "derivative mode", deriv, 2, &x))
+                return;
+            r.no_derivative = x == 1;
+        }
+        if (o[2].value) {
+            if (!choice(lw, o[2].value, "error_weights mode", ew, 2, &x))
+                return;
+            r.learned_error_weights = x == 1;
+        }
+    }
+    t->rule = r;
+}
+
+static void train_optimizer(Lowerer *lw, const AstExpr *v, TrainConfig *t)
+{
+    static const char *const names[] = {"sgd", "adam", "adamw"};
+    const AstExpr *head = v->kind == AST_CALL ? &(AstExpr){.kind = AST_NAME, .name = v->name, .span = v->name_span} : v;
+    int kind;
+    if (!choice(lw, head, "optimizer", names, 3, &kind))
+        return;
+    TrainConfig n = *t;
+    n.optimizer = (OptimizerKind)kind;
+    n.lr = kind == OPT_SGD ? 0.01 : 0.001;
+    n.opt_momentum = 0;
+    n.nesterov = false;
+    n.weight_decay = kind == OPT_ADAMW ? 0.01 : 0;
+    n.beta1 = 0.9, n.beta2 = 0.999, n.eps = 1e-8;
+    if (v->kind == AST_CALL) {
+        static const char *const sgd_args[] = {"lr", "momentum", "nesterov", "weight_decay"};
+        static const char *const adam_args[] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+        const char *const *allowed = kind == OPT_SGD ? sgd_args : adam_args;
+        int n_allowed = kind == OPT_SGD ? 4 : 5;
+        Option o[5];
+        if (!read_options(lw, v, allowed, n_allowed, o))
+            return;
+        for (int i = 0; i < n_allowed; i++) {
+            if (!o[i].value)
+                continue;
+            double x;
+            if (!expect_number(lw, o[i].value, o[i].name, &x))
+                return;
+            const char *k = o[i].name;
+            bool bad = false;
+            if (!strcmp(k, "lr"))
+                bad = !(x > 0), n.lr = x;
+            else if (!strcmp(k, "momentum"))
+                bad = !(x >= 0 && x < 1), n.opt_momentum = x;
+            else if (!strcmp(k, "nesterov"))
+                bad = !(x == 0 || x == 1), n.nesterov = x != 0;
+            else if (!strcmp(k, "weight_decay"))
+                bad = !(x >= 0), n.weight_decay = x;
+            else if (!strcmp(k, "beta1"))
+                bad = !(x >= 0 && x < 1), n.beta1 = x;
+            else if (!strcmp(k, "beta2"))
+                bad = !(x >= 0 && x < 1), n.beta2 = x;
+            else if (!strcmp(k, "eps"))
+                bad = !(x > 0), n.eps = x;
+            if (bad) {
+                diag_error(lw->diag, o[i].value->span, "optimizer argument '%s' is out of range", k);
+                return;
+            }
+        }
+    }
+    *t = n;
+}
+
+bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, const AstExpr *v)
+{
+    Lowerer lw = {.diag = d, .model = m};
+    int before = d->n_errors;
+    TrainConfig *t = &m->train;
+    long n;
+    double x;
+    int idx;
+    if (!strcmp(key, "rule"))
+        train_rule(&lw, v, t);
+    else if (!strcmp(key, "optimizer"))
+        train_optimizer(&lw, v, t);
+    else if (!strcmp(key, "steps")) {
+        if (expect_int(&lw, v, key, 0, &n))
+            t->steps = (int)n;
+    } else if (!strcmp(key, "batch")) {
+        if (expect_int(&lw, v, key, 1, &n))
+            t->batch = (int)n;
+    } else if (!strcmp(key, "epochs")) {
+        if (expect_int(&lw, v, key, 0, &n))
+            t->epochs = (int)n;
+    } else if (!strcmp(key, "seed")) {
+        if (expect_int(&lw, v, key, 0, &n))
+            t->seed = (uint64_t)n;
+    } else if (!strcmp(key, "step_size")) {
+        if (expect_positive(&lw, v, key, &x))
+            t->step_size = x;
+    } else if (!strcmp(key, "momentum")) {
+        if (expect_number(&lw, v, key, &x)) {
+            if (x < 0 || x >= 1)
+                diag_error(d, v->span, "train key 'momentum' expects a number in [0, 1)");
+            else
+                t->momentum = x;
+        }
+    } else if (!strcmp(key, "tol")) {
+        if (expect_number(&lw, v, key, &x)) {
+            if (x < 0)
+                diag_error(d, v->span, "train key 'tol' expects a number >= 0");
+            else
+                t->tol = x;
+        }
+    } else if (!strcmp(key, "integrator")) {
+        static const char *const names[] = {"euler", "heun"};
+        if (choice(&lw, v, "integrator", names, 2, &idx))
+            t->integrator = (IntegratorKind)idx;
+    } else {
+        const char *hint = lower_suggest(key, train_keys, N_TRAIN_KEYS);
+        diag_error(d, key_span, "unknown train key '%s'%s%s%s", key, hint ? "; did you mean '" : "",
+                   hint ? hint : "", hint ? "'?" : "");
+    }
+    return d->n_errors == before;
+}
+
+void lower_train_block(Lowerer *lw, const AstDecl *d)
+{
+    for (int i = 0; i < d->n_entries; i++) {
+        const AstTrainEntry *e = &d->entries[i];
+        for (int j = 0; j < i; j++)
+            if (!strcmp(d->entries[j].key, e->key)) {
+                diag_error(lw->diag, e->key_span, "duplicate train key '%s'", e->key);
+                diag_note(lw->diag, d->entries[j].key_span, "first set here");
+                break;
+            }
+        ir_apply_train_setting(lw->diag, lw->model, e->key, e->key_span, e->value);
+    }
+}

@@ -1,0 +1,188 @@
+/* model.c — the Model container: tensors, the buffer registry, and
+ * whole-expression utilities (dependency tests, substitution) that the
+ * checker and the derivation passes share.
+ *
+ * Buffers are registered by name and created at most once, so every
+ * program derived from one model shares a single buffer table — the
+ * runtime sizes a session from it. */
+#include "ir.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+Model *ir_model_new(Arena *arena)
+{
+    Model *m = arena_alloc(arena, sizeof *m);
+    m->arena = arena;
+    ir_graph_init(&m->g, arena);
+    ir_default_train(&m->train);
+    return m;
+}
+
+void ir_default_train(TrainConfig *t)
+{
+    memset(t, 0, sizeof *t);
+    t->rule.kind = RULE_PC;
+    t->steps = 20;
+    t->step_size = 0.1;
+    t->integrator = INTEGRATOR_EULER;
+    t->optimizer = OPT_ADAM;
+    t->lr = 0.001;
+    t->beta1 = 0.9;
+    t->beta2 = 0.999;
+    t->eps = 1e-8;
+    t->batch = 64;
+    t->epochs = 1;
+    t->seed = 1;
+}
+
+int ir_model_find_buffer(const Model *m, const char *name)
+{
+    for (int i = 0; i < m->n_buffers; i++)
+        if (strcmp(m->buffers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int ir_model_buffer(Model *m, BufKind kind, const char *name, int32_t shape, bool batched, int tensor)
+{
+    int found = ir_model_find_buffer(m, name);
+    if (found >= 0)
+        return found;
+    m->buffers = arena_grow(m->arena, m->buffers, &m->cap_buffers, m->n_buffers, sizeof *m->buffers);
+    Buffer *b = &m->buffers[m->n_buffers];
+    b->name = arena_strdup(m->arena, name);
+    b->kind = kind;
+    b->shape = shape;
+    b->batched = batched;
+    b->tensor = tensor;
+    return m->n_buffers++;
+}
+
+int ir_model_find_tensor(const Model *m, const char *name)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+bool ir_is_value_role(Role r) { return r == ROLE_INPUT || r == ROLE_LATENT || r == ROLE_OBSERVED; }
+
+bool ir_depends_on(const Model *m, NodeId root, bool params, bool values)
+{
+    const Graph *g = &m->g;
+    bool *seen = xcalloc((size_t)root + 1, 1);
+    NodeId *stack = xmalloc(sizeof *stack * ((size_t)root + 1));
+    int top = 0;
+    bool found = false;
+    stack[top++] = root;
+    seen[root] = true;
+    while (top && !found) {
+        const Node *n = &g->nodes[stack[--top]];
+        if (n->op == OP_LOAD) {
+            const Buffer *b = &m->buffers[g->attrs[n->attr].ints[0]];
+            found = (params && b->kind == BUF_PARAM) ||
+                    (values && (b->kind == BUF_VALUE || b->kind == BUF_FORWARD || b->kind == BUF_PREV) &&
+                     m->tensors[b->tensor].role != ROLE_INPUT);
+        }
+        for (int i = 0; i < n->n_in; i++)
+            if (!seen[n->in[i]]) {
+                seen[n->in[i]] = true;
+                stack[top++] = n->in[i];
+            }
+    }
+    free(seen);
+    free(stack);
+    return found;
+}
+
+static NodeId rebuild(Graph *g, NodeId id, NodeId *memo, const NodeId *map, int n_buffers)
+{
+    if (memo[id] != NO_NODE)
+        return memo[id];
+    const Node *n = &g->nodes[id];
+    NodeId result = id;
+    if (n->op == OP_LOAD) {
+        int buf = g->attrs[n->attr].ints[0];
+        if (buf < n_buffers && map[buf] != NO_NODE)
+            result = map[buf];
+    } else if (n->n_in) {
+        NodeId in[2] = {NO_NODE, NO_NODE};
+        bool changed = false;
+        for (int i = 0; i < n->n_in; i++) {
+            in[i] = rebuild(g, g->nodes[id].in[i], memo, map, n_buffers);
+            changed |= in[i] != g->nodes[id].in[i];
+        }
+        if (changed) {
+            n = &g->nodes[id];
+            Attr attr = n->attr >= 0 ? g->attrs[n->attr] : (Attr){0};
+            Shape shape = g->shapes[n->shape];
+            BuildError err;
+            Span saved = g->cur_span;
+            g->cur_span = n->span;
+            result = ir_build(g, (Op)n->op, in, n->attr >= 0 ? &attr : NULL, &shape, n->batched, &err);
+            g->cur_span = saved;
+            if (result == NO_NODE)
+                fep_die("substitution changed a shape: %s", err.message);
+        }
+    }
+    memo[id] = result;
+    return result;
+}
+
+NodeId ir_substitute(Graph *g, NodeId root, const NodeId *map, int n_buffers)
+{
+    NodeId *memo = xmalloc(sizeof *memo * ((size_t)root + 1));
+    for (int i = 0; i <= root; i++)
+        memo[i] = NO_NODE;
+    NodeId r = rebuild(g, root, memo, map, n_buffers);
+    free(memo);
+    return r;
+}
+
+const char *ir_role_name(Role r)
+{
+    static const char *names[] = {"param", "const", "input", "latent", "observed"};
+    return names[r];
+}
+
+const char *ir_dist_name(DistKind d)
+{
+    static const char *names[] = {"none", "normal", "categorical", "bernoulli"};
+    return names[d];
+}
+
+const char *ir_rule_name(RuleKind r)
+{
+    static const char *names[] = {"pc", "fpa", "ipc", "bp", "ar"};
+    return names[r];
+}
+
+int ir_value_parents(const Model *m, NodeId root, int *out, int max)
+{
+    if (root == NO_NODE)
+        return 0;
+    const Graph *g = &m->g;
+    bool *seen = xcalloc((size_t)root + 1, 1);
+    NodeId *stack = xmalloc(sizeof *stack * ((size_t)root + 1));
+    int top = 0, n = 0;
+    stack[top++] = root;
+    seen[root] = true;
+    while (top) {
+        const Node *node = &g->nodes[stack[--top]];
+        if (node->op == OP_LOAD) {
+            const Buffer *b = &m->buffers[g->attrs[node->attr].ints[0]];
+            if (b->kind == BUF_VALUE && n < max)
+                out[n++] = b->tensor;
+        }
+        for (int i = 0; i < node->n_in; i++)
+            if (!seen[node->in[i]]) {
+                seen[node->in[i]] = true;
+                stack[top++] = node->in[i];
+            }
+    }
+    free(seen);
+    free(stack);
+    return n;
+}

@@ -1,0 +1,38 @@
+/* passes.h — the compiler passes between the model and the executors.
+ *
+ * Order (see pipeline.c): check → derive(rule) → [simplify, hoist, fuse,
+ * plan arrive with the code generator].  Each pass states what it
+ * requires and produces above its entry point. */
+#ifndef FEP_PASSES_H
+#define FEP_PASSES_H
+
+#include "../ir/ir.h"
+
+/* ---- check.c ---- */
+/* Requires: a lowered Model.  Produces: m->topo (value nodes in dependency
+ * order).  Reports cycles among value nodes; returns false on error. */
+bool pass_check(Diag *d, Model *m);
+
+/* ---- derive.c ---- */
+/* Which value nodes hold data: inputs always; observed nodes when
+ * `observed_clamped`.  Returns an arena array indexed by tensor. */
+bool *pass_clamp_set(Model *m, bool observed_clamped);
+
+/* Requires: pass_check.  Produces a Program whose phases implement `rule`
+ * for the clamp set (see ir.h PhaseId).  Returns NULL after a diagnostic
+ * when the rule or one of its options cannot apply to this model. */
+Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped);
+
+/* ---- pipeline.c ---- */
+typedef struct Compiler {
+    Arena arena;          /* owns the AST, the model and every program */
+    Diag diag;
+    Model *model;
+} Compiler;
+
+/* Parses, lowers and checks `path` (or `text` when non-NULL, named `path`).
+ * Returns false after diagnostics on c->diag. */
+bool compile_model(Compiler *c, const char *path, const char *text, FILE *diag_out);
+void compiler_free(Compiler *c);
+
+#endif

@@ -1,0 +1,360 @@
+/* session.c — a model instance for one batch size: storage for every
+ * buffer, the derived program for the current rule and clamp set, data
+ * binding, and the relaxation loop with its integrators.
+ *
+ * Invariants: st.data[b] is allocated for every model buffer (buffers that
+ * derivations add later are allocated on re-derivation); a clamped node's
+ * buffer is written only by binding; the engine is the only code that
+ * evaluates IR. */
+#include "runtime.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool interp_run(void *ctx, const Program *p, PhaseId phase, Storage *st, char *err, size_t errlen)
+{
+    return ir_interp_phase(p, phase, st, err, errlen);
+}
+
+Engine engine_interp(void) { return (Engine){"interp", interp_run, NULL}; }
+
+static void fail(Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(Session *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->error, sizeof s->error, fmt, ap);
+    va_end(ap);
+}
+
+int64_t session_buffer_len(const Session *s, int buf)
+{
+    const Buffer *b = &s->model->buffers[buf];
+    return ir_numel(ir_shape(&s->model->g, b->shape)) * (b->batched ? s->st.batch : 1);
+}
+
+static size_t elem_size(const Session *s) { return s->st.f64 ? sizeof(double) : sizeof(float); }
+
+/* Allocates storage for buffers registered since the last call. */
+static void grow_storage(Session *s)
+{
+    int n = s->model->n_buffers;
+    if (n == s->st.n_buffers)
+        return;
+    s->st.data = xrealloc(s->st.data, sizeof *s->st.data * (size_t)n);
+    for (int b = s->st.n_buffers; b < n; b++)
+        s->st.data[b] = xcalloc((size_t)session_buffer_len(s, b) + 1, elem_size(s));
+    s->st.n_buffers = n;
+}
+
+bool session_get(const Session *s, int buf, double *out)
+{
+    int64_t n = session_buffer_len(s, buf);
+    if (s->st.f64)
+        memcpy(out, s->st.data[buf], sizeof *out * (size_t)n);
+    else
+        for (int64_t i = 0; i < n; i++)
+            out[i] = ((const float *)s->st.data[buf])[i];
+    return true;
+}
+
+bool session_set(Session *s, int buf, const double *in)
+{
+    int64_t n = session_buffer_len(s, buf);
+    if (s->st.f64)
+        memcpy(s->st.data[buf], in, sizeof *in * (size_t)n);
+    else
+        for (int64_t i = 0; i < n; i++)
+            ((float *)s->st.data[buf])[i] = (float)in[i];
+    return true;
+}
+
+static void init_params(Session *s)
+{
+    Rng rng;
+    rng_seed(&rng, s->cfg.seed);
+    Model *m = s->model;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const Tensor *tensor = &m->tensors[t];
+        if (tensor->role != ROLE_PARAM && tensor->role != ROLE_CONST && tensor->prev_buf < 0)
+            continue;
+        const Shape *shape = ir_shape(&m->g, tensor->shape);
+        int64_t n = ir_numel(shape);
+        double *values = xcalloc((size_t)n, sizeof *values);
+        if (tensor->has_init)
+            init_fill(&tensor->init, shape, &rng, values);
+        if (tensor->role == ROLE_PARAM || tensor->role == ROLE_CONST) {
+            session_set(s, tensor->buf, values);
+        } else {
+            /* Stream state starts at the node's init (zeros by default) in every sample. */
+            int64_t total = session_buffer_len(s, tensor->prev_buf);
+            double *rows = xmalloc(sizeof *rows * (size_t)total);
+            for (int64_t i = 0; i < total; i++)
+                rows[i] = values[i % n];
+            session_set(s, tensor->prev_buf, rows);
+            free(rows);
+        }
+        free(values);
+    }
+}
+
+bool session_rederive(Session *s, Diag *d, RuleSpec rule, const bool *clamped)
+{
+    Program *p = pass_derive(d, s->model, rule, clamped);
+    if (!p) {
+        fail(s, "cannot derive rule %s for this model", ir_rule_name(rule.kind));
+        return false;
+    }
+    s->program = p;
+    s->rule = rule;
+    memcpy(s->clamped, clamped, (size_t)s->model->n_tensors);
+    grow_storage(s);
+    return true;
+}
+
+Session *session_new(Diag *d, Model *m, const TrainConfig *cfg, int batch, bool f64, bool observed_clamped,
+                     Engine engine, char *err, size_t errlen)
+{
+    Session *s = xcalloc(1, sizeof *s);
+    s->model = m;
+    s->cfg = *cfg;
+    s->engine = engine;
+    s->st.batch = batch;
+    s->st.f64 = f64;
+    s->clamped = xcalloc((size_t)m->n_tensors + 1, 1);
+    if (!session_rederive(s, d, cfg->rule, pass_clamp_set(m, observed_clamped))) {
+        snprintf(err, errlen, "%s", s->error);
+        session_free(s);
+        return NULL;
+    }
+    init_params(s);
+    return s;
+}
+
+void session_free(Session *s)
+{
+    if (!s)
+        return;
+    for (int b = 0; b < s->st.n_buffers; b++)
+        free(s->st.data[b]);
+    free(s->st.data);
+    free(s->clamped);
+    free(s);
+}
+
+/* ---- binding ---- */
+
+int batch_size_of(const TensorSet *set)
+{
+    for (int i = 0; i < set->n_tensors; i++)
+        if (set->tensors[i].rank >= 1)
+            return (int)set->tensors[i].dims[0];
+    return -1;
+}
+
+static const char *shape_of_host(const HostTensor *t, char *buf, size_t len)
+{
+    return host_tensor_shape_str(t, buf, len);
+}
+
+static bool bind_param(Session *s, int t, const HostTensor *h, char *err, size_t errlen)
+{
+    const Tensor *tensor = &s->model->tensors[t];
+    const Shape *shape = ir_shape(&s->model->g, tensor->shape);
+    bool ok = h->rank == shape->rank;
+    for (int i = 0; ok && i < h->rank; i++)
+        ok = h->dims[i] == shape->dims[i];
+    if (!ok) {
+        char a[64], b[64];
+        snprintf(err, errlen, "tensor '%s' has shape %s but the model declares %s", tensor->name,
+                 shape_of_host(h, a, sizeof a), ir_shape_str(shape, b, sizeof b));
+        return false;
+    }
+    double *values = xmalloc(sizeof *values * (size_t)(host_tensor_numel(h) + 1));
+    ok = host_tensor_to_f64(h, values, err, errlen);
+    if (ok)
+        session_set(s, tensor->buf, values);
+    free(values);
+    return ok;
+}
+
+bool session_bind_params(Session *s, const TensorSet *set, char *err, size_t errlen)
+{
+    for (int i = 0; i < set->n_tensors; i++) {
+        const HostTensor *h = &set->tensors[i];
+        int t = ir_model_find_tensor(s->model, h->name);
+        if (t < 0 || (s->model->tensors[t].role != ROLE_PARAM && s->model->tensors[t].role != ROLE_CONST)) {
+            snprintf(err, errlen, "params file has tensor '%s', which is not a param or const of model '%s'",
+                     h->name, s->model->name);
+            return false;
+        }
+        if (!bind_param(s, t, h, err, errlen))
+            return false;
+    }
+    return true;
+}
+
+/* Writes per-sample values (B × numel) into a value node, one-hot encoding
+ * class indices for categorical nodes. */
+static bool bind_value(Session *s, int t, const char *file_name, const HostTensor *h, int64_t offset,
+                       int64_t stride_elems, char *err, size_t errlen)
+{
+    const Tensor *tensor = &s->model->tensors[t];
+    const Shape *shape = ir_shape(&s->model->g, tensor->shape);
+    int64_t numel = ir_numel(shape), batch = s->st.batch;
+    int64_t per_sample = stride_elems;
+    double *all = xmalloc(sizeof *all * (size_t)(host_tensor_numel(h) + 1));
+    if (!host_tensor_to_f64(h, all, err, errlen)) {
+        free(all);
+        return false;
+    }
+    double *values = xcalloc((size_t)(batch * numel + 1), sizeof *values);
+    bool ok = true;
+    bool indices = tensor->dist == DIST_CATEGORICAL && per_sample == 1 && numel > 1;
+    for (int64_t b = 0; b < batch && ok; b++) {
+        const double *src = all + b * per_sample + offset;
+        if (indices) {
+            double c = src[0];
+            int64_t width = shape->dims[shape->rank - 1];
+            if (c != floor(c) || c < 0 || c >= (double)width || numel != width) {
+                snprintf(err, errlen, "'%s' sample %lld: class index %g is not in 0..%lld", file_name,
+                         (long long)b, c, (long long)width - 1);
+                ok = false;
+                break;
+            }
+            values[b * numel + (int64_t)c] = 1;
+        } else {
+            memcpy(values + b * numel, src, sizeof *values * (size_t)numel);
+        }
+    }
+    if (ok)
+        session_set(s, tensor->buf, values);
+    free(values);
+    free(all);
+    return ok;
+}
+
+static bool shape_mismatch(const Session *s, int t, const HostTensor *h, const char *expect, char *err, size_t errlen)
+{
+    char a[64];
+    snprintf(err, errlen, "tensor '%s' has shape %s but the model expects %s", h->name, shape_of_host(h, a, sizeof a),
+             expect);
+    return false;
+}
+
+static bool bind_one(Session *s, const HostTensor *h, char *err, size_t errlen)
+{
+    Model *m = s->model;
+    int64_t batch = s->st.batch;
+    char expect[160], dims[64];
+    int t = ir_model_find_tensor(m, h->name);
+    if (t >= 0 && ir_is_value_role(m->tensors[t].role)) {
+        const Shape *shape = ir_shape(&m->g, m->tensors[t].shape);
+        int64_t numel = ir_numel(shape);
+        int64_t per = h->rank ? host_tensor_numel(h) / (h->dims[0] ? h->dims[0] : 1) : 0;
+        bool indices_ok = m->tensors[t].dist == DIST_CATEGORICAL && h->rank == 1;
+        snprintf(expect, sizeof expect, "[%lld, %s]%s", (long long)batch, ir_shape_str(shape, dims, sizeof dims) + 1,
+                 m->tensors[t].dist == DIST_CATEGORICAL ? " (or class indices)" : "");
+        if (shape->rank == 0)
+            snprintf(expect, sizeof expect, "[%lld]", (long long)batch);
+        if (h->rank < 1 || h->dims[0] != batch || (per != numel && !(indices_ok && per == 1)))
+            return shape_mismatch(s, t, h, expect, err, errlen);
+        return bind_value(s, t, h->name, h, 0, per, err, errlen);
+    }
+    /* A whole family `x` given as [B, T, ...]. */
+    int first = -1, count = 0;
+    for (int k = 0; k < m->n_tensors; k++)
+        if (m->tensors[k].family && !strcmp(m->tensors[k].family, h->name)) {
+            if (first < 0)
+                first = k;
+            count++;
+        }
+    if (first >= 0) {
+        const Shape *shape = ir_shape(&m->g, m->tensors[first].shape);
+        int64_t numel = ir_numel(shape);
+        snprintf(expect, sizeof expect, "[%lld, %d, %s", (long long)batch, count,
+                 ir_shape_str(shape, dims, sizeof dims) + 1);
+        if (h->rank < 2 || h->dims[0] != batch || h->dims[1] != count || host_tensor_numel(h) != batch * count * numel)
+            return shape_mismatch(s, first, h, expect, err, errlen);
+        for (int k = 0; k < count; k++)
+            if (!bind_value(s, first + k, h->name, h, k * numel, (int64_t)count * numel, err, errlen))
+                return false;
+        return true;
+    }
+    snprintf(err, errlen, "batch file has tensor '%s', which is not an input, latent or observed node of model '%s'",
+             h->name, m->name);
+    return false;
+}
+
+bool session_bind_batch(Session *s, const TensorSet *set, char *err, size_t errlen)
+{
+    for (int i = 0; i < set->n_tensors; i++)
+        if (!bind_one(s, &set->tensors[i], err, errlen))
+            return false;
+    return true;
+}
+
+/* ---- relaxation ---- */
+
+static bool run(Session *s, PhaseId phase)
+{
+    char err[256];
+    if (!s->engine.run_phase(s->engine.ctx, s->program, phase, &s->st, err, sizeof err)) {
+        fail(s, "%s", err);
+        return false;
+    }
+    return true;
+}
+
+double session_energy(const Session *s)
+{
+    int buf = ir_model_find_buffer(s->model, "energy");
+    double *e = xmalloc(sizeof *e * (size_t)s->st.batch);
+    session_get(s, buf, e);
+    double total = 0;
+    for (int b = 0; b < s->st.batch; b++)
+        total += e[b];
+    free(e);
+    return total / s->st.batch;
+}
+
+/* v ← v − η · vgrad for every relaxed node (explicit Euler). */
+static void euler_step(Session *s, double step_size)
+{
+    for (int i = 0; i < s->program->n_relaxed; i++) {
+        const Relaxed *r = &s->program->relaxed[i];
+        int64_t n = session_buffer_len(s, r->value_buf);
+        if (s->st.f64) {
+            double *v = s->st.data[r->value_buf];
+            const double *g = s->st.data[r->vgrad_buf];
+            for (int64_t k = 0; k < n; k++)
+                v[k] -= step_size * g[k];
+        } else {
+            float *v = s->st.data[r->value_buf];
+            const float *g = s->st.data[r->vgrad_buf];
+            float eta = (float)step_size;
+            for (int64_t k = 0; k < n; k++)
+                v[k] -= eta * g[k];
+        }
+    }
+}
+
+int session_relax(Session *s, int steps, double step_size)
+{
+    if (!run(s, PHASE_INIT))
+        return -1;
+    int taken = 0;
+    if (s->program->relaxes) {
+        for (; taken < steps; taken++) {
+            if (!run(s, PHASE_VALUE_GRAD))
+                return -1;
+            euler_step(s, step_size);
+        }
+    }
+    if (!run(s, PHASE_READOUT) || !run(s, PHASE_ERRORS) || !run(s, PHASE_ENERGY))
+        return -1;
+    return taken;
+}
+
+bool session_param_grads(Session *s) { return run(s, PHASE_PARAM_GRAD); }

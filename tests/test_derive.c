@@ -1,0 +1,294 @@
+/* test_derive.c — the correctness contract of the rule derivations
+ * (SPEC §8): fpa equals bp at step size 1; fpa follows the binomial law on
+ * a chain; the thesis's scalar graph converges to its backprop gradient;
+ * pc gradients are the derivatives of the energy (finite differences). */
+#include "testkit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- random DAG models ---- */
+
+typedef struct Gen {
+    Rng rng;
+    char text[16384];
+    size_t len;
+} Gen;
+
+static void emit(Gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(Gen *g, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g->len += (size_t)vsnprintf(g->text + g->len, sizeof g->text - g->len, fmt, ap);
+    va_end(ap);
+}
+
+static int pick(Gen *g, int n) { return (int)(rng_next(&g->rng) % (uint64_t)n); }
+
+static void expect_close(const double *a, const double *b, int64_t n, double tol, const char *what)
+{
+    double d = kit_rel_diff(a, b, n, 1e-12);
+    if (!(d <= tol))
+        fail_msg("%s differs: relative %g > %g", what, d, tol);
+}
+
+/* Compares every error.* and grad.* buffer of two kits. */
+static void expect_same_outputs(Kit *a, Kit *b, double tol)
+{
+    const Model *m = a->c.model;
+    for (int i = 0; i < m->n_buffers; i++) {
+        const Buffer *buf = &m->buffers[i];
+        if (buf->kind != BUF_ERROR && buf->kind != BUF_GRAD)
+            continue;
+        int64_t n = kit_len(a, buf->name);
+        double *x = malloc(sizeof *x * (size_t)n), *y = malloc(sizeof *y * (size_t)n);
+        kit_get(a, buf->name, x);
+        kit_get(b, buf->name, y);
+        expect_close(x, y, n, tol, buf->name);
+        free(x);
+        free(y);
+    }
+}
+
+static void bind_random_data(Kit *k, uint64_t seed)
+{
+    const Model *m = k->c.model;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const Tensor *tensor = &m->tensors[t];
+        if (tensor->role == ROLE_INPUT)
+            kit_randomize(k, tensor->name, -1, 1, seed + (uint64_t)t);
+        if (tensor->role == ROLE_OBSERVED && tensor->dist != DIST_CATEGORICAL)
+            kit_randomize(k, tensor->name, -1, 1, seed + 100 + (uint64_t)t);
+        if (tensor->role == ROLE_OBSERVED && tensor->dist == DIST_CATEGORICAL) {
+            int64_t n = kit_len(k, tensor->name), width = ir_numel(ir_shape(&m->g, tensor->shape));
+            double *v = calloc((size_t)n, sizeof *v);
+            for (int64_t b = 0; b < n / width; b++)
+                v[b * width + (b * 7 + (int64_t)seed) % width] = 1;
+            kit_set(k, tensor->name, v);
+            free(v);
+        }
+    }
+}
+
+/* A random DAG: input x, latents h0..h{n-1} each reading one or two earlier
+ * nodes through a matrix and an activation, and two observed nodes reading
+ * latents — so nodes branch and have several children.  *n_latents bounds
+ * the depth. */
+static void build_dag(Gen *g, uint64_t seed, bool categorical, int *n_latents)
+{
+    static const char *acts[] = {"tanh", "sigmoid", "identity", "softplus", "sin"};
+    rng_seed(&g->rng, seed);
+    g->len = 0;
+    int n = 2 + pick(g, 4);
+    int dims[8];
+    emit(g, "model random_dag\ninput x : [3]\n");
+    for (int i = 0; i < n; i++) {
+        dims[i] = 2 + pick(g, 3);
+        int parents = 1 + (i > 0 && pick(g, 2));
+        int from[2];
+        from[0] = pick(g, i + 1) - 1;   /* -1 = x */
+        from[1] = i - 1;
+        emit(g, "param b%d : [%d] = normal(0.3)\n", i, dims[i]);
+        for (int k = 0; k < parents; k++)
+            emit(g, "param W%d_%d : [%d, %d] = normal(0.6)\n", i, k, dims[i], from[k] < 0 ? 3 : dims[from[k]]);
+        emit(g, "latent h%d : [%d] ~ normal(%s(", i, dims[i], acts[pick(g, 5)]);
+        for (int k = 0; k < parents; k++) {
+            if (from[k] < 0)
+                emit(g, "%sW%d_%d @ x", k ? " + " : "", i, k);
+            else
+                emit(g, "%sW%d_%d @ h%d", k ? " + " : "", i, k, from[k]);
+        }
+        emit(g, " + b%d))\n", i);
+    }
+    /* Two observed nodes reading different latents: multi-child parents. */
+    int a = n - 1, b = pick(g, n);
+    emit(g, "param Va : [4, %d] = normal(0.6)\nparam Vb : [3, %d] = normal(0.6)\n", dims[a], dims[b]);
+    emit(g, "observed ya : [4] ~ %s(Va @ h%d)\n", categorical ? "categorical" : "normal", a);
+    emit(g, "observed yb : [3] ~ normal(Vb @ tanh(h%d))\n", b);
+    *n_latents = n;
+}
+
+static void test_fpa_equals_bp_at_unit_step(void **state)
+{
+    for (uint64_t seed = 1; seed <= 24; seed++) {
+        Gen g;
+        int n;
+        build_dag(&g, seed, seed % 2 == 0, &n);
+        Kit fpa, bp;
+        kit_compile(&fpa, g.text);
+        kit_compile(&bp, g.text);
+        fpa.c.model->train.step_size = 1;
+        fpa.c.model->train.steps = n + 1;
+        kit_session(&fpa, RULE_FPA, 3, true);
+        kit_session(&bp, RULE_BP, 3, true);
+        bind_random_data(&fpa, seed);
+        bind_random_data(&bp, seed);
+        assert_true(session_relax(fpa.s, n + 1, 1.0) >= 0);
+        assert_true(session_param_grads(fpa.s));
+        assert_true(session_relax(bp.s, 0, 1.0) >= 0);
+        assert_true(session_param_grads(bp.s));
+        expect_same_outputs(&fpa, &bp, 1e-12);
+        kit_free(&fpa);
+        kit_free(&bp);
+    }
+}
+
+/* A chain x → h1 → … → hL → y with tanh links. */
+static void chain_model(char *text, size_t len, int depth)
+{
+    size_t at = (size_t)snprintf(text, len, "model chain\ninput x : [3]\n");
+    for (int i = 1; i <= depth; i++)
+        at += (size_t)snprintf(text + at, len - at,
+                               "param W%d : [3, 3] = normal(0.8)\nlatent h%d : [3] ~ normal(tanh(W%d @ %s%.0d))\n", i, i,
+                               i, i == 1 ? "x" : "h", i == 1 ? 0 : i - 1);
+    snprintf(text + at, len - at, "param V : [2, 3] = normal(0.8)\nobserved y : [2] ~ normal(V @ h%d)\n", depth);
+}
+
+static double binomial_tail(int n, double eta, int k)
+{
+    /* P[Bin(n, eta) >= k] = 1 − Σ_{j<k} C(n,j) η^j (1−η)^{n−j} */
+    double below = 0;
+    for (int j = 0; j < k; j++) {
+        double logc = lgamma(n + 1.0) - lgamma(j + 1.0) - lgamma(n - j + 1.0);
+        below += exp(logc + j * log(eta) + (n - j) * log1p(-eta));
+    }
+    return 1 - below;
+}
+
+static void test_fpa_chain_binomial_law(void **state)
+{
+    const int depth = 6, steps = 30;
+    const double eta = 0.2;
+    char text[4096];
+    chain_model(text, sizeof text, depth);
+    Kit fpa, bp;
+    kit_compile(&fpa, text);
+    kit_compile(&bp, text);
+    kit_session(&fpa, RULE_FPA, 2, true);
+    kit_session(&bp, RULE_BP, 2, true);
+    bind_random_data(&fpa, 7);
+    bind_random_data(&bp, 7);
+    assert_true(session_relax(fpa.s, steps, eta) == steps);
+    assert_true(session_relax(bp.s, 0, 1) >= 0);
+    for (int i = 1; i <= depth; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "error.h%d", i);
+        int k = depth - i + 1;   /* edges above the output */
+        double ratio = binomial_tail(steps, eta, k);
+        double a[6], b[6];
+        kit_get(&fpa, name, a);
+        kit_get(&bp, name, b);
+        for (int j = 0; j < 6; j++)
+            b[j] *= ratio;
+        expect_close(a, b, 6, 1e-9, name);
+    }
+    kit_free(&fpa);
+    kit_free(&bp);
+}
+
+static const char *scalar_graph_text(void)
+{
+    static char text[2048];
+    size_t len;
+    char *file = read_file(FEP_SOURCE_DIR "/models/scalar_graph.fep", &len);
+    assert_non_null(file);
+    snprintf(text, sizeof text, "%s", file);
+    free(file);
+    return text;
+}
+
+/* Thesis-ch6.md §3.1: with v4 clamped to 3, the error at v0 converges to
+ * +31.827315 = −∂L/∂v0 for L = ½(v4 − 3)², and ∂L/∂θ = −2.461039. */
+static void test_scalar_graph_reference_values(void **state)
+{
+    Kit fpa, bp;
+    kit_compile(&fpa, scalar_graph_text());
+    kit_compile(&bp, scalar_graph_text());
+    kit_session(&fpa, RULE_FPA, 1, true);
+    kit_session(&bp, RULE_BP, 1, true);
+    double target = 3;
+    kit_set(&fpa, "v4", &target);
+    kit_set(&bp, "v4", &target);
+    assert_true(session_relax(fpa.s, 60, 0.5) == 60);
+    assert_true(session_param_grads(fpa.s));
+    assert_true(session_relax(bp.s, 0, 1) >= 0);
+    assert_true(session_param_grads(bp.s));
+    double e0, g_theta, e_bp, v3_fwd[1];
+    kit_get(&fpa, "error.v0", &e0);
+    kit_get(&fpa, "grad.theta", &g_theta);
+    kit_get(&bp, "error.v0", &e_bp);
+    kit_get(&bp, "fwd.v3", v3_fwd);
+    assert_true(fabs(e0 - 31.827315) < 1e-6 * 31.827315 + 1e-6);
+    assert_true(fabs(e_bp - 31.827315) < 1e-6 * 31.827315 + 1e-6);
+    assert_true(fabs(g_theta - (-2.461039)) < 1e-6 * 2.461039 + 1e-6);
+    assert_true(fabs(v3_fwd[0] - 25) < 1e-12);
+    kit_free(&fpa);
+    kit_free(&bp);
+}
+
+/* pc: vgrad.v and grad.θ are the derivatives of the energy at the current
+ * values, checked by central differences on random DAG models. */
+static void test_pc_gradients_are_energy_derivatives(void **state)
+{
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        Gen g;
+        int n;
+        build_dag(&g, seed + 50, seed % 2 == 1, &n);
+        Kit k;
+        kit_compile(&k, g.text);
+        kit_session(&k, RULE_PC, 2, true);
+        bind_random_data(&k, seed);
+        assert_true(session_relax(k.s, 3, 0.1) == 3);
+        kit_phase(&k, PHASE_VALUE_GRAD);
+        assert_true(session_param_grads(k.s));
+        const Model *m = k.c.model;
+        for (int b = 0; b < m->n_buffers; b++) {
+            const Buffer *buf = &m->buffers[b];
+            const char *target;
+            char name[128];
+            if (buf->kind == BUF_GRAD)
+                target = m->tensors[buf->tensor].name;
+            else if (buf->kind == BUF_VGRAD)
+                target = m->tensors[buf->tensor].name;
+            else
+                continue;
+            snprintf(name, sizeof name, "%s", buf->name);
+            int64_t len = kit_len(&k, target);
+            double *x = malloc(sizeof *x * (size_t)len), *ad = malloc(sizeof *ad * (size_t)len),
+                   *fd = malloc(sizeof *fd * (size_t)len);
+            kit_get(&k, name, ad);
+            kit_get(&k, target, x);
+            for (int64_t i = 0; i < len; i++) {
+                double keep = x[i], h = 1e-5 * fmax(1, fabs(keep));
+                x[i] = keep + h;
+                kit_set(&k, target, x);
+                double up = kit_total_energy(&k);
+                x[i] = keep - h;
+                kit_set(&k, target, x);
+                double down = kit_total_energy(&k);
+                x[i] = keep;
+                kit_set(&k, target, x);
+                fd[i] = (up - down) / (2 * h);
+            }
+            expect_close(ad, fd, len, 1e-6, name);
+            free(x);
+            free(ad);
+            free(fd);
+        }
+        kit_free(&k);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fpa_equals_bp_at_unit_step),
+        cmocka_unit_test(test_fpa_chain_binomial_law),
+        cmocka_unit_test(test_scalar_graph_reference_values),
+        cmocka_unit_test(test_pc_gradients_are_energy_derivatives),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

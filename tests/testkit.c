@@ -1,0 +1,81 @@
+/* testkit.c — see testkit.h. */
+#include "testkit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kit_compile(Kit *k, const char *text)
+{
+    memset(k, 0, sizeof *k);
+    bool ok = compile_model(&k->c, "test.fep", text, stderr);
+    if (!ok)
+        fail_msg("model did not compile:\n%s", text);
+}
+
+void kit_session(Kit *k, RuleKind rule, int batch, bool f64)
+{
+    char err[512];
+    Model *m = k->c.model;
+    TrainConfig cfg = m->train;
+    cfg.rule.kind = rule;
+    k->s = session_new(&k->c.diag, m, &cfg, batch, f64, true, engine_interp(), err, sizeof err);
+    if (!k->s)
+        fail_msg("session: %s", err);
+}
+
+void kit_free(Kit *k)
+{
+    session_free(k->s);
+    compiler_free(&k->c);
+}
+
+int kit_buf(const Kit *k, const char *name)
+{
+    int b = ir_model_find_buffer(k->c.model, name);
+    if (b < 0)
+        fail_msg("no buffer '%s'", name);
+    return b;
+}
+
+int64_t kit_len(const Kit *k, const char *name) { return session_buffer_len(k->s, kit_buf(k, name)); }
+
+void kit_get(const Kit *k, const char *name, double *out) { session_get(k->s, kit_buf(k, name), out); }
+
+void kit_set(Kit *k, const char *name, const double *in) { session_set(k->s, kit_buf(k, name), in); }
+
+void kit_randomize(Kit *k, const char *name, double lo, double hi, uint64_t seed)
+{
+    int64_t n = kit_len(k, name);
+    double *v = malloc(sizeof *v * (size_t)n);
+    Rng r;
+    rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * rng_uniform(&r);
+    kit_set(k, name, v);
+    free(v);
+}
+
+void kit_phase(Kit *k, PhaseId phase)
+{
+    char err[256];
+    if (!k->s->engine.run_phase(k->s->engine.ctx, k->s->program, phase, &k->s->st, err, sizeof err))
+        fail_msg("phase %d: %s", phase, err);
+}
+
+double kit_total_energy(Kit *k)
+{
+    kit_phase(k, PHASE_ENERGY);
+    return session_energy(k->s) * k->s->st.batch;
+}
+
+double kit_rel_diff(const double *a, const double *b, int64_t n, double floor)
+{
+    double scale = floor, worst = 0;
+    for (int64_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(b[i]));
+    for (int64_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(a[i] - b[i]));
+    return worst / scale;
+}

@@ -1,0 +1,38 @@
+/* cli.h — the fepc command line: parsed options shared by every command
+ * and the command entry points (one file per family of commands).
+ *
+ * Every command returns the process exit status: 0 success, 1 a user
+ * error already reported on stderr, 2 a usage error. */
+#ifndef FEP_CLI_H
+#define FEP_CLI_H
+
+#include "../runtime/runtime.h"
+
+typedef struct TrainOverride {
+    const char *key;      /* train key spelled with '_' (step_size) */
+    const char *value;    /* .fep expression text */
+} TrainOverride;
+
+typedef struct Options {
+    const char *command;
+    const char *model_path;
+    const char *params_path;  /* --params */
+    const char *batch_path;   /* --batch */
+    const char *out_path;     /* --out / -o */
+    const char *engine;       /* --engine jit|interp */
+    bool f64;                 /* --dtype f64 */
+    bool emit_ir, emit_derived, emit_llvm;
+    TrainOverride overrides[32];
+    int n_overrides;
+} Options;
+
+/* Compiles opt->model_path and applies --key value overrides; false after
+ * diagnostics on stderr. */
+bool cli_load_model(Compiler *c, const Options *opt);
+
+int cmd_check(const Options *opt);
+int cmd_explain(const Options *opt);
+int cmd_emit(const Options *opt);
+int cmd_grad(const Options *opt);
+
+#endif

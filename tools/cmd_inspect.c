@@ -1,0 +1,74 @@
+/* cmd_inspect.c — the commands that look at a model without running it:
+ * check, explain and emit.  Also the shared model loader that applies
+ * `--key value` train overrides through the same checks as the file. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+bool cli_load_model(Compiler *c, const Options *opt)
+{
+    if (!compile_model(c, opt->model_path, NULL, stderr))
+        return false;
+    for (int i = 0; i < opt->n_overrides; i++) {
+        const TrainOverride *o = &opt->overrides[i];
+        char name[64];
+        snprintf(name, sizeof name, "--%s", o->key);
+        int file = diag_add_file(&c->diag, name, o->value, strlen(o->value));
+        ParseResult r = {0};
+        if (!parse_source(&c->diag, &c->arena, file, PARSE_EXPR, &r))
+            return false;
+        Span whole = {file, 0, (unsigned)strlen(o->value)};
+        if (!ir_apply_train_setting(&c->diag, c->model, o->key, whole, r.expr))
+            return false;
+    }
+    return true;
+}
+
+static Program *derive_default(Compiler *c)
+{
+    Model *m = c->model;
+    return pass_derive(&c->diag, m, m->train.rule, pass_clamp_set(m, true));
+}
+
+int cmd_check(const Options *opt)
+{
+    Compiler c;
+    bool ok = cli_load_model(&c, opt) && derive_default(&c);
+    if (ok)
+        ir_print_summary(stdout, c.model);
+    compiler_free(&c);
+    return ok ? 0 : 1;
+}
+
+int cmd_explain(const Options *opt)
+{
+    Compiler c;
+    Program *p = NULL;
+    bool ok = cli_load_model(&c, opt) && (p = derive_default(&c));
+    if (ok)
+        ir_print_explain(stdout, p);
+    compiler_free(&c);
+    return ok ? 0 : 1;
+}
+
+int cmd_emit(const Options *opt)
+{
+    if (opt->emit_llvm) {
+        fprintf(stderr, "fepc: --llvm needs the LLVM backend, which this build does not have yet\n");
+        return 2;
+    }
+    if (!opt->emit_ir && !opt->emit_derived) {
+        fprintf(stderr, "fepc: emit needs --ir or --derived\n");
+        return 2;
+    }
+    Compiler c;
+    Program *p = NULL;
+    bool ok = cli_load_model(&c, opt) && (!opt->emit_derived || (p = derive_default(&c)));
+    if (ok && opt->emit_ir)
+        ir_print_graph(stdout, c.model);
+    if (ok && p)
+        ir_print_program(stdout, p);
+    compiler_free(&c);
+    return ok ? 0 : 1;
+}

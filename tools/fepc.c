@@ -1,0 +1,118 @@
+/* fepc.c — the `fepc` driver: argument parsing and command dispatch.
+ * Commands live in cmd_*.c; this file only turns argv into Options. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: fepc <command> MODEL.fep [options]\n"
+    "\n"
+    "commands:\n"
+    "  check M.fep                 parse, type-check, derive; print the graph summary\n"
+    "  explain M.fep [--rule R]    print the derived equations\n"
+    "  emit M.fep --ir|--derived   dump a compiler stage\n"
+    "  grad M.fep --batch B.safetensors --out G.safetensors [--params P.safetensors]\n"
+    "                              one relaxation and the parameter gradients on one batch\n"
+    "\n"
+    "options:\n"
+    "  --rule R --steps N --step-size η --seed N   any train key as --key value\n"
+    "  --dtype f32|f64   --engine interp|jit\n";
+
+static const char *const valued_flags[] = {"--params", "--batch", "--out", "-o", "--engine", "--dtype"};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "fepc: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    return 2;
+}
+
+/* --step-size → step_size */
+static const char *train_key_of(const char *flag, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", flag + 2);
+    for (char *p = buf; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    return buf;
+}
+
+static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
+{
+    memset(opt, 0, sizeof *opt);
+    opt->engine = "interp";
+    if (argc < 2)
+        return usage_error("missing command%s", "");
+    opt->command = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-') {
+            if (opt->model_path)
+                return usage_error("unexpected argument '%s'", a);
+            opt->model_path = a;
+            continue;
+        }
+        if (!strcmp(a, "--ir") || !strcmp(a, "--derived") || !strcmp(a, "--llvm")) {
+            opt->emit_ir |= !strcmp(a, "--ir");
+            opt->emit_derived |= !strcmp(a, "--derived");
+            opt->emit_llvm |= !strcmp(a, "--llvm");
+            continue;
+        }
+        if (i + 1 >= argc)
+            return usage_error("option '%s' needs a value", a);
+        const char *v = argv[++i];
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued_flags / sizeof *valued_flags; k++)
+            known |= !strcmp(a, valued_flags[k]);
+        if (!strcmp(a, "--params"))
+            opt->params_path = v;
+        else if (!strcmp(a, "--batch") && v[0] && !strchr("0123456789", v[0]))
+            opt->batch_path = v;
+        else if (!strcmp(a, "--out") || !strcmp(a, "-o"))
+            opt->out_path = v;
+        else if (!strcmp(a, "--engine")) {
+            if (strcmp(v, "interp") && strcmp(v, "jit"))
+                return usage_error("unknown engine '%s' (expected interp or jit)", v);
+            opt->engine = v;
+        } else if (!strcmp(a, "--dtype")) {
+            if (strcmp(v, "f32") && strcmp(v, "f64"))
+                return usage_error("unknown dtype '%s' (expected f32 or f64)", v);
+            opt->f64 = !strcmp(v, "f64");
+        } else if (!known && strncmp(a, "--", 2) == 0 && opt->n_overrides < 32) {
+            /* --batch 64 is the train key; --batch FILE is the batch file. */
+            opt->overrides[opt->n_overrides].key = train_key_of(a, keys[opt->n_overrides], 32);
+            opt->overrides[opt->n_overrides++].value = v;
+        } else if (!strcmp(a, "--batch")) {
+            opt->overrides[opt->n_overrides].key = "batch";
+            opt->overrides[opt->n_overrides++].value = v;
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!opt->model_path)
+        return usage_error("missing model file%s", "");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    Options opt;
+    char keys[32][32];
+    int rc = parse_args(argc, argv, &opt, keys);
+    if (rc)
+        return rc;
+    static const struct {
+        const char *name;
+        int (*run)(const Options *);
+    } commands[] = {{"check", cmd_check}, {"explain", cmd_explain}, {"emit", cmd_emit}, {"grad", cmd_grad}};
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(opt.command, commands[i].name))
+            return commands[i].run(&opt);
+    return usage_error("unknown command '%s'", opt.command);
+}
