@@ -108,6 +108,11 @@ static void declare(Lowerer *lw, int i)
             diag_error(lw->diag, d->name_span,
                        "extern '%s' must take exactly one parameter (an elementwise float(float) function)",
                        d->name);
+        if (!d->ext_grad) {
+            diag_error(lw->diag, d->name_span,
+                       "extern '%s' needs its derivative: add grad \"symbol\" after the target", d->name);
+            return;
+        }
         if (!colon || colon == d->ext_target || !colon[1]) {
             diag_error(lw->diag, d->ext_target_span, "extern target must look like \"libname.so:symbol\"");
             return;
