@@ -120,6 +120,13 @@ static bool shape_matmul(const Graph *g, const NodeId *in, const Attr *attr, con
         fail(err, "matrix product needs vectors or matrices, got %s @ %s", SHP(sa, a), SHP(sb, b));
         return false;
     }
+    /* A vector's orientation is its position (row on the left, column on
+     * the right); the executors and vjp_matmul read MM_TRANS_* as applying
+     * to a stored matrix, so a transpose flag on a vector is refused. */
+    if (((flags & MM_TRANS_A) && a->rank != 2) || ((flags & MM_TRANS_B) && b->rank != 2)) {
+        fail(err, "matrix product %s @ %s: a transpose flag needs a matrix operand", SHP(sa, a), SHP(sb, b));
+        return false;
+    }
     /* Operand dims after the optional transposes: a is (m, k), b is (k, n). */
     int32_t am = a->rank == 2 ? a->dims[(flags & MM_TRANS_A) ? 1 : 0] : 1;
     int32_t ak = a->rank == 2 ? a->dims[(flags & MM_TRANS_A) ? 0 : 1] : a->dims[0];

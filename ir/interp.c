@@ -8,6 +8,7 @@
  * go through libffi with the declared float(float) signature. */
 #include "ir.h"
 
+#include <cblas.h>
 #include <ffi.h>
 #include <math.h>
 #include <stdlib.h>
@@ -173,10 +174,17 @@ static void eval_reduce_to(Interp *in, NodeId id, double *out)
 
 /* ---- matrix products ---- */
 
-/* C[M×N] += op(A) op(B), row-major, with leading dimensions. */
+/* C[M×N] += op(A) op(B), row-major, with leading dimensions.  Large
+ * products go to BLAS (the same sums, in a faster order); small ones, which
+ * dominate filtering models, stay in the plain loop. */
 static void gemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta, const double *B,
                  int64_t ldb, bool tb, double *C, int64_t ldc)
 {
+    if (M * N * K >= 32768) {
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1.0, A, (int)lda, B, (int)ldb, 1.0, C, (int)ldc);
+        return;
+    }
     for (int64_t i = 0; i < M; i++)
         for (int64_t p = 0; p < K; p++) {
             double a = ta ? A[p * lda + i] : A[i * lda + p];
@@ -223,8 +231,10 @@ static void eval_matmul(Interp *in, NodeId id, double *out)
         return;
     }
     bool sum = flags & MM_SUM_BATCH;
-    /* Shared matrix times a batch of vectors: one product (B×K)·op(A)ᵀ. */
-    if (!ab && bb && vb.cols == 1 && !sum) {
+    /* Shared matrix times a batch of vectors: one product (B×K)·op(A)ᵀ.
+     * Only for an untransposed column: a stored [n, 1] with MM_TRANS_B is
+     * a row (op(B) is [1, n]) and takes the general loop below. */
+    if (!ab && bb && vb.cols == 1 && !tb && !sum) {
         gemm(batch, M, K, B, K, false, A, va.cols, !ta, out, M);
         return;
     }

@@ -9,10 +9,26 @@
 
 #include <string.h>
 
+/* "a param", "an input": the kind of a declaration with its article. */
 static const char *decl_word(AstDeclKind k)
 {
-    static const char *words[] = {"param", "const", "input", "latent", "observed", "let", "extern", "train"};
+    static const char *words[] = {"a param", "a const",  "an input",  "a latent node",
+                                  "an observed node", "a let", "an extern", "a train block"};
     return words[k];
+}
+
+/* Appends "; did you mean 'y'?" when `name` is close to one of `names`, or
+ * else "; expected a, b or c": the one pattern for every "unknown X" error. */
+static const char *hint_or_list(Lowerer *lw, const char *name, const char *const *names, int n)
+{
+    const char *hint = lower_suggest(name, names, n);
+    if (hint)
+        return arena_printf(lw->model->arena, "; did you mean '%s'?", hint);
+    char list[256] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 i ? (i == n - 1 ? " or " : ", ") : "", names[i]);
+    return arena_printf(lw->model->arena, "; expected %s", list);
 }
 
 /* First declaration that defined `name`, for redefinition notes. */
@@ -89,7 +105,7 @@ static void declare(Lowerer *lw, int i)
     const AstDecl *prior = find_decl(lw->ast, i, d->name);
     if (prior) {
         diag_error(lw->diag, d->name_span, "redefinition of '%s'", d->name);
-        diag_note(lw->diag, prior->name_span, "'%s' was first declared here as a %s", d->name,
+        diag_note(lw->diag, prior->name_span, "'%s' was first declared here, as %s", d->name,
                   decl_word(prior->kind));
         return;
     }
@@ -132,9 +148,15 @@ static void declare(Lowerer *lw, int i)
         diag_error(lw->diag, d->family_span, "only input, latent and observed nodes can be unrolled");
         return;
     }
-    if (d->family_hi <= d->family_lo || d->family_hi - d->family_lo > 10000) {
-        diag_error(lw->diag, d->family_span, "family range %ld..%ld must hold between 1 and 10000 steps",
+    if (d->family_hi <= d->family_lo) {
+        diag_error(lw->diag, d->family_span,
+                   "empty family range %ld..%ld: the end is exclusive, so it must be greater than the start",
                    d->family_lo, d->family_hi);
+        return;
+    }
+    if (d->family_hi - d->family_lo > 10000) {
+        diag_error(lw->diag, d->family_span, "family range %ld..%ld has %ld steps; at most 10000 are allowed",
+                   d->family_lo, d->family_hi, d->family_hi - d->family_lo);
         return;
     }
     Family *f = &lw->families[lw->n_families++];
@@ -149,7 +171,8 @@ static void declare(Lowerer *lw, int i)
     }
 }
 
-/* The mean (or logits) must broadcast to the node's shape. */
+/* The mean (or logits) must broadcast to the node's shape.  `what` names the
+ * argument with its verb ("the mean has", "the logits have"). */
 static bool fits_node(Lowerer *lw, int ti, NodeId arg, Span span, const char *what, bool exact)
 {
     const Graph *g = &lw->model->g;
@@ -160,16 +183,21 @@ static bool fits_node(Lowerer *lw, int ti, NodeId arg, Span span, const char *wh
                     : ir_broadcast_shapes(as, ts, &bc, NULL) && ir_shape_eq(&bc, ts);
     if (!ok) {
         char a[64], b[64];
-        diag_error(lw->diag, span, "shape mismatch: %s of '%s' has shape %s but '%s' is declared %s", what,
-                   t->name, ir_shape_str(as, a, sizeof a), t->name, ir_shape_str(ts, b, sizeof b));
+        diag_error(lw->diag, span, "shape mismatch: %s shape %s but '%s' is declared %s", what,
+                   ir_shape_str(as, a, sizeof a), t->name, ir_shape_str(ts, b, sizeof b));
     }
     return ok;
 }
 
 static void lower_normal(Lowerer *lw, int ti, const AstExpr *call)
 {
+    static const char *const keywords[] = {"mean", "prec", "var"};
     Graph *g = &lw->model->g;
     const AstExpr *mean = NULL, *prec = NULL, *var = NULL;
+    if (call->n_args == 0) {
+        diag_error(lw->diag, call->span, "wrong number of arguments to 'normal': expected 1 or 2, got 0");
+        return;
+    }
     for (int i = 0; i < call->n_args; i++) {
         const AstArg *a = &call->args[i];
         const AstExpr **slot = !a->name ? (i == 0 ? &mean : NULL)
@@ -178,19 +206,22 @@ static void lower_normal(Lowerer *lw, int ti, const AstExpr *call)
                                : !strcmp(a->name, "var")  ? &var : NULL;
         if (!slot) {
             if (a->name)
-                diag_error(lw->diag, a->name_span, "unknown argument '%s' to 'normal'; expected mean, prec or var", a->name);
+                diag_error(lw->diag, a->name_span, "unknown argument '%s' to 'normal'%s", a->name,
+                           hint_or_list(lw, a->name, keywords, 3));
             else
-                diag_error(lw->diag, a->value->span, "normal takes one positional argument (the mean); name the others, as in prec = P");
+                diag_error(lw->diag, a->value->span,
+                           "'normal' takes one positional argument (the mean); name the others, as in prec = P");
             return;
         }
         if (*slot) {
-            diag_error(lw->diag, a->value->span, "argument given twice to 'normal'");
+            diag_error(lw->diag, a->name ? a->name_span : a->value->span, "argument '%s' given twice to 'normal'",
+                       slot == &mean ? "mean" : slot == &prec ? "prec" : "var");
             return;
         }
         *slot = a->value;
     }
     if (!mean) {
-        diag_error(lw->diag, call->span, "wrong number of arguments to 'normal': expected a mean");
+        diag_error(lw->diag, call->span, "missing argument 'mean' to 'normal'");
         return;
     }
     if (prec && var) {
@@ -198,12 +229,13 @@ static void lower_normal(Lowerer *lw, int ti, const AstExpr *call)
         return;
     }
     NodeId m = lower_expr(lw, mean);
-    if (m == NO_NODE || !fits_node(lw, ti, m, mean->span, "the mean", false))
+    if (m == NO_NODE || !fits_node(lw, ti, m, mean->span, "the mean has", false))
         return;
     NodeId p = NO_NODE;
     if (prec || var) {
         p = lower_expr(lw, prec ? prec : var);
-        if (p == NO_NODE || !fits_node(lw, ti, p, (prec ? prec : var)->span, prec ? "the precision" : "the variance", false))
+        if (p == NO_NODE ||
+            !fits_node(lw, ti, p, (prec ? prec : var)->span, prec ? "the precision has" : "the variance has", false))
             return;
         if (var)
             p = ir_div(g, ir_scalar(g, 1), p);
@@ -220,12 +252,9 @@ static void lower_dist(Lowerer *lw, int ti, const AstExpr *call)
     static const char *const dists[] = {"normal", "categorical", "bernoulli"};
     if (call->kind != AST_CALL || (strcmp(call->name, "normal") &&
         strcmp(call->name, "categorical") && strcmp(call->name, "bernoulli"))) {
-        const char *name = call->kind == AST_CALL ? call->name : NULL;
-        const char *hint = name ? lower_suggest(name, dists, 3) : NULL;
-        if (name)
-            diag_error(lw->diag, call->name_span,
-                       "unknown distribution '%s'%s%s%s; expected normal, categorical or bernoulli", name,
-                       hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+        if (call->kind == AST_CALL)
+            diag_error(lw->diag, call->name_span, "unknown distribution '%s'%s", call->name,
+                       hint_or_list(lw, call->name, dists, 3));
         else
             diag_error(lw->diag, call->span, "expected a distribution such as normal(mean) after '~'");
         return;
@@ -234,13 +263,18 @@ static void lower_dist(Lowerer *lw, int ti, const AstExpr *call)
         lower_normal(lw, ti, call);
         return;
     }
-    if (call->n_args != 1 || call->args[0].name) {
+    if (call->n_args != 1) {
         diag_error(lw->diag, call->span, "wrong number of arguments to '%s': expected 1 (the logits), got %d",
                    call->name, call->n_args);
         return;
     }
+    if (call->args[0].name && strcmp(call->args[0].name, "logits")) {
+        diag_error(lw->diag, call->args[0].name_span, "unknown argument '%s' to '%s'; expected logits",
+                   call->args[0].name, call->name);
+        return;
+    }
     NodeId logits = lower_expr(lw, call->args[0].value);
-    if (logits == NO_NODE || !fits_node(lw, ti, logits, call->args[0].value->span, "the logits", true))
+    if (logits == NO_NODE || !fits_node(lw, ti, logits, call->args[0].value->span, "the logits have", true))
         return;
     Tensor *t = &lw->model->tensors[ti];
     t->dist = !strcmp(call->name, "categorical") ? DIST_CATEGORICAL : DIST_BERNOULLI;

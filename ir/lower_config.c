@@ -51,6 +51,27 @@ const char *lower_suggest(const char *name, const char *const *names, int n_name
     return best;
 }
 
+/* "a, b or c" */
+static void join_names(char *list, size_t len, const char *const *names, int n)
+{
+    list[0] = 0;
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), len - strlen(list), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "",
+                 names[i]);
+}
+
+/* "; did you mean 'y'?" when `name` is close to one of `names`, or else
+ * "; expected a, b or c": the one tail of every "unknown X 'name'" error. */
+static const char *hint_or_list(Lowerer *lw, const char *name, const char *const *names, int n)
+{
+    const char *hint = lower_suggest(name, names, n);
+    if (hint)
+        return arena_printf(lw->model->arena, "; did you mean '%s'?", hint);
+    char list[256];
+    join_names(list, sizeof list, names, n);
+    return arena_printf(lw->model->arena, "; expected %s", list);
+}
+
 /* ---- matrix literals ---- */
 
 static bool literal_shape(Lowerer *lw, const AstExpr *e, Shape *shape, int depth)
@@ -91,13 +112,13 @@ static bool literal_fill(Lowerer *lw, const AstExpr *e, const Shape *shape, int 
         return true;
     }
     if (e->kind != AST_LIST) {
-        diag_error(lw->diag, e->span, "ragged matrix literal: expected a list of %d elements here",
-                   shape->dims[depth]);
+        diag_error(lw->diag, e->span, "ragged matrix literal: expected a list of %d element%s here",
+                   shape->dims[depth], shape->dims[depth] == 1 ? "" : "s");
         return false;
     }
     if (e->n_args != shape->dims[depth]) {
-        diag_error(lw->diag, e->span, "ragged matrix literal: this row has %d elements, expected %d",
-                   e->n_args, shape->dims[depth]);
+        diag_error(lw->diag, e->span, "ragged matrix literal: this row has %d element%s, expected %d",
+                   e->n_args, e->n_args == 1 ? "" : "s", shape->dims[depth]);
         return false;
     }
     for (int i = 0; i < e->n_args; i++)
@@ -145,14 +166,27 @@ static bool number_arg(Lowerer *lw, const AstExpr *call, int i, double *out)
     return true;
 }
 
+/* Every INIT form, for the "unknown initializer" hint or list. */
+static const char *const init_forms[] = {"zeros", "ones", "xavier", "kaiming", "normal(std)",
+                                         "uniform(lo, hi)", "a number", "a matrix literal"};
+static const char *const init_names[] = {"zeros", "ones", "xavier", "kaiming", "normal", "uniform"};
+
+static void unknown_init(Lowerer *lw, Span span, const char *name)
+{
+    const char *hint = lower_suggest(name, init_names, 6);
+    char list[256];
+    join_names(list, sizeof list, init_forms, 8);
+    if (hint)
+        diag_error(lw->diag, span, "unknown initializer '%s'; did you mean '%s'?", name, hint);
+    else
+        diag_error(lw->diag, span, "unknown initializer '%s'; expected %s", name, list);
+}
+
 static bool init_call(Lowerer *lw, const AstExpr *e, Init *out)
 {
     int want = strcmp(e->name, "normal") == 0 ? 1 : strcmp(e->name, "uniform") == 0 ? 2 : -1;
     if (want < 0) {
-        diag_error(lw->diag, e->name_span,
-                   "invalid initializer '%s'; expected zeros, ones, a number, a matrix literal, "
-                   "normal(std), uniform(lo, hi), xavier or kaiming",
-                   e->name);
+        unknown_init(lw, e->name_span, e->name);
         return false;
     }
     if (e->n_args != want) {
@@ -164,14 +198,25 @@ static bool init_call(Lowerer *lw, const AstExpr *e, Init *out)
     if (!number_arg(lw, e, 0, &out->a) || (want == 2 && !number_arg(lw, e, 1, &out->b)))
         return false;
     if (want == 1 && !(out->a >= 0)) {
-        diag_error(lw->diag, e->args[0].value->span, "invalid initializer: normal(std) needs std >= 0");
+        diag_error(lw->diag, e->args[0].value->span, "invalid initializer: normal(std) needs std >= 0, got %g",
+                   out->a);
         return false;
     }
     if (want == 2 && !(out->a < out->b)) {
-        diag_error(lw->diag, e->span, "invalid initializer: uniform(lo, hi) needs lo < hi");
+        diag_error(lw->diag, e->span, "invalid initializer: uniform(lo, hi) needs lo < hi, got lo = %g, hi = %g",
+                   out->a, out->b);
         return false;
     }
     return true;
+}
+
+/* The name of the declaration whose INIT is `e` (for shape messages). */
+static const char *init_owner(const Lowerer *lw, const AstExpr *e)
+{
+    for (int i = 0; lw->ast && i < lw->ast->n_decls; i++)
+        if (lw->ast->decls[i]->init == e)
+            return lw->ast->decls[i]->name;
+    return "the tensor";
 }
 
 bool lower_init(Lowerer *lw, const AstExpr *e, const Shape *shape, Init *out)
@@ -192,9 +237,7 @@ bool lower_init(Lowerer *lw, const AstExpr *e, const Shape *shape, Init *out)
                 out->a = 1;
                 return true;
             }
-        const char *hint = lower_suggest(v->name, names, 4);
-        diag_error(lw->diag, v->span, "invalid initializer '%s'%s%s%s", v->name,
-                   hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+        unknown_init(lw, v->span, v->name);
         return false;
     }
     case AST_CALL:
@@ -206,8 +249,8 @@ bool lower_init(Lowerer *lw, const AstExpr *e, const Shape *shape, Init *out)
         Shape bc;
         if (!ir_broadcast_shapes(&lit, shape, &bc, NULL) || !ir_shape_eq(&bc, shape)) {
             char a[64], b[64];
-            diag_error(lw->diag, v->span, "shape mismatch: matrix literal has shape %s but the tensor is declared %s",
-                       ir_shape_str(&lit, a, sizeof a), ir_shape_str(shape, b, sizeof b));
+            diag_error(lw->diag, v->span, "shape mismatch: the matrix literal has shape %s but '%s' is declared %s",
+                       ir_shape_str(&lit, a, sizeof a), init_owner(lw, e), ir_shape_str(shape, b, sizeof b));
             return false;
         }
         if (!ir_shape_eq(&lit, shape)) {
@@ -233,11 +276,12 @@ bool lower_init(Lowerer *lw, const AstExpr *e, const Shape *shape, Init *out)
         out->kind = INIT_LITERAL;
         return true;
     }
-    default:
-        diag_error(lw->diag, e->span,
-                   "invalid initializer; expected zeros, ones, a number, a matrix literal, "
-                   "normal(std), uniform(lo, hi), xavier or kaiming");
+    default: {
+        char list[256];
+        join_names(list, sizeof list, init_forms, 8);
+        diag_error(lw->diag, e->span, "invalid initializer: expected %s", list);
         return false;
+    }
     }
 }
 
@@ -260,7 +304,7 @@ static bool expect_int(Lowerer *lw, const AstExpr *v, const char *key, long lo, 
     if (!expect_number(lw, v, key, &x))
         return false;
     if (x != floor(x) || x < (double)lo || x > 1e12) {
-        diag_error(lw->diag, v->span, "train key '%s' expects an integer >= %ld", key, lo);
+        diag_error(lw->diag, v->span, "train key '%s' expects an integer >= %ld, got %g", key, lo, x);
         return false;
     }
     *out = (long)x;
@@ -272,7 +316,7 @@ static bool expect_positive(Lowerer *lw, const AstExpr *v, const char *key, doub
     if (!expect_number(lw, v, key, out))
         return false;
     if (!(*out > 0) || isinf(*out)) {
-        diag_error(lw->diag, v->span, "train key '%s' expects a positive number", key);
+        diag_error(lw->diag, v->span, "train key '%s' expects a positive number, got %g", key, *out);
         return false;
     }
     return true;
@@ -295,7 +339,8 @@ static bool read_options(Lowerer *lw, const AstExpr *call, const char *const *al
         if (!a->name) {
             slot = i < n_allowed ? i : -1;   /* positional in declaration order */
             if (slot < 0) {
-                diag_error(lw->diag, a->value->span, "too many arguments to '%s'", call->name);
+                diag_error(lw->diag, call->span, "wrong number of arguments to '%s': expected at most %d, got %d",
+                           call->name, n_allowed, call->n_args);
                 return false;
             }
         } else {
@@ -303,15 +348,14 @@ static bool read_options(Lowerer *lw, const AstExpr *call, const char *const *al
                 if (strcmp(a->name, allowed[k]) == 0)
                     slot = k;
             if (slot < 0) {
-                const char *hint = lower_suggest(a->name, allowed, n_allowed);
-                diag_error(lw->diag, a->name_span, "unknown argument '%s' to '%s'%s%s%s", a->name,
-                           call->name, hint ? "; did you mean '" : "", hint ? hint : "",
-                           hint ? "'?" : "");
+                diag_error(lw->diag, a->name_span, "unknown argument '%s' to '%s'%s", a->name, call->name,
+                           hint_or_list(lw, a->name, allowed, n_allowed));
                 return false;
             }
         }
         if (opts[slot].value) {
-            diag_error(lw->diag, a->value->span, "argument '%s' given twice", allowed[slot]);
+            diag_error(lw->diag, a->name ? a->name_span : a->value->span, "argument '%s' given twice to '%s'",
+                       allowed[slot], call->name);
             return false;
         }
         opts[slot].value = a->value;
@@ -319,22 +363,24 @@ static bool read_options(Lowerer *lw, const AstExpr *call, const char *const *al
     return true;
 }
 
-static bool choice(Lowerer *lw, const AstExpr *v, const char *what, const char *const *names, int n,
-                   int *out)
+/* One of a closed set of names.  `what` names the kind ("rule") for the
+ * unknown-name error; `where` names the slot ("train key 'rule'") for a
+ * value that is not a name at all. */
+static bool choice(Lowerer *lw, const AstExpr *v, const char *what, const char *where,
+                   const char *const *names, int n, int *out)
 {
-    if (v->kind == AST_NAME)
+    if (v->kind == AST_NAME) {
         for (int i = 0; i < n; i++)
             if (strcmp(v->name, names[i]) == 0) {
                 *out = i;
                 return true;
             }
-    char list[160] = "";
-    for (int i = 0; i < n; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "", names[i]);
-    if (v->kind == AST_NAME)
-        diag_error(lw->diag, v->span, "unknown %s '%s'; expected %s", what, v->name, list);
-    else
-        diag_error(lw->diag, v->span, "%s expects one of %s", what, list);
+        diag_error(lw->diag, v->span, "unknown %s '%s'%s", what, v->name, hint_or_list(lw, v->name, names, n));
+        return false;
+    }
+    char list[160];
+    join_names(list, sizeof list, names, n);
+    diag_error(lw->diag, v->span, "%s expects one of %s", where, list);
     return false;
 }
 
@@ -345,7 +391,7 @@ static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
     if (v->kind == AST_CALL)
         head = &(AstExpr){.kind = AST_NAME, .name = v->name, .span = v->name_span};
     int kind;
-    if (!choice(lw, head, "rule", rules, 5, &kind))
+    if (!choice(lw, head, "rule", "train key 'rule'", rules, 5, &kind))
         return;
     RuleSpec r = {.kind = (RuleKind)kind};
     if (v->kind == AST_CALL) {
@@ -358,17 +404,17 @@ static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
         static const char *const ew[] = {"identity", "learned"};
         int x;
         if (o[0].value) {
-            if (!choice(lw, o[0].value, "backward mode", backward, 3, &x))
+            if (!choice(lw, o[0].value, "backward mode", "argument 'backward'", backward, 3, &x))
                 return;
             r.backward = (BackwardMode)x;
         }
         if (o[1].value) {
-            if (!choice(lw, o[1].value, "derivative mode", deriv, 2, &x))
+            if (!choice(lw, o[1].value, "derivative mode", "argument 'derivative'", deriv, 2, &x))
                 return;
             r.no_derivative = x == 1;
         }
         if (o[2].value) {
-            if (!choice(lw, o[2].value, "error_weights mode", ew, 2, &x))
+            if (!choice(lw, o[2].value, "error_weights mode", "argument 'error_weights'", ew, 2, &x))
                 return;
             r.learned_error_weights = x == 1;
         }
@@ -381,7 +427,7 @@ static void train_optimizer(Lowerer *lw, const AstExpr *v, TrainConfig *t)
     static const char *const names[] = {"sgd", "adam", "adamw"};
     const AstExpr *head = v->kind == AST_CALL ? &(AstExpr){.kind = AST_NAME, .name = v->name, .span = v->name_span} : v;
     int kind;
-    if (!choice(lw, head, "optimizer", names, 3, &kind))
+    if (!choice(lw, head, "optimizer", "train key 'optimizer'", names, 3, &kind))
         return;
     TrainConfig n = *t;
     n.optimizer = (OptimizerKind)kind;
@@ -402,26 +448,31 @@ static void train_optimizer(Lowerer *lw, const AstExpr *v, TrainConfig *t)
             if (!o[i].value)
                 continue;
             double x;
-            if (!expect_number(lw, o[i].value, o[i].name, &x))
-                return;
+            const AstExpr *val = o[i].value;
+            const AstExpr *num = val->kind == AST_NEG ? val->lhs : val;
             const char *k = o[i].name;
-            bool bad = false;
+            if (num->kind != AST_NUM) {
+                diag_error(lw->diag, val->span, "argument '%s' to '%s' expects a number", k, v->name);
+                return;
+            }
+            x = val->kind == AST_NEG ? -num->num : num->num;
+            const char *want = NULL;   /* the valid range, when x is outside it */
             if (!strcmp(k, "lr"))
-                bad = !(x > 0), n.lr = x;
+                want = !(x > 0) || isinf(x) ? "a positive number" : NULL, n.lr = x;
             else if (!strcmp(k, "momentum"))
-                bad = !(x >= 0 && x < 1), n.opt_momentum = x;
+                want = !(x >= 0 && x < 1) ? "a number in [0, 1)" : NULL, n.opt_momentum = x;
             else if (!strcmp(k, "nesterov"))
-                bad = !(x == 0 || x == 1), n.nesterov = x != 0;
+                want = !(x == 0 || x == 1) ? "0 or 1" : NULL, n.nesterov = x != 0;
             else if (!strcmp(k, "weight_decay"))
-                bad = !(x >= 0), n.weight_decay = x;
+                want = !(x >= 0) || isinf(x) ? "a number >= 0" : NULL, n.weight_decay = x;
             else if (!strcmp(k, "beta1"))
-                bad = !(x >= 0 && x < 1), n.beta1 = x;
+                want = !(x >= 0 && x < 1) ? "a number in [0, 1)" : NULL, n.beta1 = x;
             else if (!strcmp(k, "beta2"))
-                bad = !(x >= 0 && x < 1), n.beta2 = x;
+                want = !(x >= 0 && x < 1) ? "a number in [0, 1)" : NULL, n.beta2 = x;
             else if (!strcmp(k, "eps"))
-                bad = !(x > 0), n.eps = x;
-            if (bad) {
-                diag_error(lw->diag, o[i].value->span, "optimizer argument '%s' is out of range", k);
+                want = !(x > 0) || isinf(x) ? "a positive number" : NULL, n.eps = x;
+            if (want) {
+                diag_error(lw->diag, val->span, "argument '%s' to '%s' expects %s, got %g", k, v->name, want, x);
                 return;
             }
         }
@@ -459,25 +510,23 @@ bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, c
     } else if (!strcmp(key, "momentum")) {
         if (expect_number(&lw, v, key, &x)) {
             if (x < 0 || x >= 1)
-                diag_error(d, v->span, "train key 'momentum' expects a number in [0, 1)");
+                diag_error(d, v->span, "train key 'momentum' expects a number in [0, 1), got %g", x);
             else
                 t->momentum = x;
         }
     } else if (!strcmp(key, "tol")) {
         if (expect_number(&lw, v, key, &x)) {
             if (x < 0)
-                diag_error(d, v->span, "train key 'tol' expects a number >= 0");
+                diag_error(d, v->span, "train key 'tol' expects a number >= 0, got %g", x);
             else
                 t->tol = x;
         }
     } else if (!strcmp(key, "integrator")) {
         static const char *const names[] = {"euler", "heun"};
-        if (choice(&lw, v, "integrator", names, 2, &idx))
+        if (choice(&lw, v, "integrator", "train key 'integrator'", names, 2, &idx))
             t->integrator = (IntegratorKind)idx;
     } else {
-        const char *hint = lower_suggest(key, train_keys, N_TRAIN_KEYS);
-        diag_error(d, key_span, "unknown train key '%s'%s%s%s", key, hint ? "; did you mean '" : "",
-                   hint ? hint : "", hint ? "'?" : "");
+        diag_error(d, key_span, "unknown train key '%s'%s", key, hint_or_list(&lw, key, train_keys, N_TRAIN_KEYS));
     }
     return d->n_errors == before;
 }

@@ -358,6 +358,30 @@ static void derive_bp(Deriver *dv)
     emit_energy(dv, energy);
 }
 
+/* Relaxation starts with every relaxed node at its prediction (zero error)
+ * and readouts send nothing upstream, so unless a clamped node with an
+ * energy term or a prev() state reads a relaxed node, the value gradients
+ * stay exactly zero and the loop can be skipped (prediction mode). */
+static bool driven(Deriver *dv, const bool *clamped)
+{
+    Model *m = dv->m;
+    if (m->has_prev)
+        return true;
+    int *parents = xmalloc(sizeof *parents * (size_t)(m->n_tensors + 1));
+    bool found = false;
+    for (int t = 0; t < m->n_tensors && !found; t++) {
+        const Tensor *tensor = &m->tensors[t];
+        if (!clamped[t] || tensor->dist == DIST_NONE)
+            continue;
+        int k = ir_value_parents(m, tensor->mean, parents, m->n_tensors);
+        k += ir_value_parents(m, tensor->prec, parents + k, m->n_tensors - k);
+        for (int i = 0; i < k; i++)
+            found |= dv->relaxed[parents[i]];
+    }
+    free(parents);
+    return found;
+}
+
 /* ---- entry points ---- */
 
 bool *pass_clamp_set(Model *m, bool observed_clamped)
@@ -420,6 +444,7 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped)
         derive_relaxation(&dv);
     derive_readout(&dv);
     derive_advance(&dv);
+    p->relaxes = p->relaxes && driven(&dv, clamped);
     p->error_nodes = dv.error_node;
     return p;
 }

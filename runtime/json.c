@@ -18,7 +18,7 @@ bool json_fail(JsonReader *r, const char *fmt, ...)
     if (r->failed)
         return false;
     r->failed = true;
-    char msg[200];
+    char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -43,6 +43,7 @@ typedef struct Session {
     RuleSpec rule;
     bool *clamped;        /* per tensor */
     TrainConfig cfg;
+    bool *borrowed;       /* per buffer: storage owned by another session */
     char error[512];
 } Session;
 
@@ -53,6 +54,9 @@ typedef struct Session {
 Session *session_new(Diag *d, Model *m, const TrainConfig *cfg, int batch, bool f64, bool observed_clamped,
                      Engine engine, char *err, size_t errlen);
 void session_free(Session *s);
+/* Makes dst use src's param and const storage (same model), so one
+ * optimizer step updates both; dst must not outlive src. */
+void session_share_params(Session *dst, Session *src);
 /* Re-derives for another rule or clamp set, keeping tensor values. */
 bool session_rederive(Session *s, Diag *d, RuleSpec rule, const bool *clamped);
 
@@ -69,12 +73,82 @@ bool session_bind_batch(Session *s, const TensorSet *set, char *err, size_t errl
 /* Batch size a batch file implies (its leading dimension); -1 if none. */
 int batch_size_of(const TensorSet *set);
 
+struct Optimizer;
 /* One relaxation: init, `steps` integrator steps of size `step_size`
- * (none for bp), readout, errors and energy.  Returns the number of steps
- * taken (early stop on tol), or -1 with s->error set. */
-int session_relax(Session *s, int steps, double step_size);
+ * (none for bp), readout, errors and energy.  With `each_step` (ipc) the
+ * parameters also take an optimizer step after every relaxation step.
+ * Returns the number of steps taken (early stop on tol), or -1 with
+ * s->error set. */
+int session_relax(Session *s, int steps, double step_size, struct Optimizer *each_step);
 bool session_param_grads(Session *s);
 /* Mean per-sample energy of the last relax. */
 double session_energy(const Session *s);
+
+/* Finds the first buffer holding NaN or Inf (values, errors, params,
+ * grads); returns its name or NULL. */
+const char *session_find_nonfinite(const Session *s);
+
+/* ---- optim.c: SGD (momentum, Nesterov), Adam, AdamW ---- */
+typedef struct Optimizer {
+    TrainConfig cfg;
+    int n_params;
+    int *param_buf, *grad_buf;
+    double **m, **v;      /* per param: first and second moment (or momentum) */
+    int64_t steps;
+    double clip;          /* clamp each gradient entry to ±clip; 0 = off */
+    double lr_scale;      /* schedule multiplier applied to cfg.lr */
+} Optimizer;
+
+Optimizer *optim_new(const Session *s, const TrainConfig *cfg, double clip);
+/* One update of every param from its grad.* buffer (∂F/∂θ). */
+void optim_step(Optimizer *o, Session *s);
+void optim_free(Optimizer *o);
+
+/* ---- dataset.c: the Fashion-MNIST default data set ---- */
+typedef struct Dataset {
+    int64_t n;            /* samples */
+    int64_t features;     /* values per sample (784) */
+    float *x;             /* n × features, scaled to [0, 1] */
+    int32_t *labels;      /* n class indices */
+    int n_classes;
+} Dataset;
+
+/* Loads the train or test split from $FEP_FASHION_MNIST or Debian's
+ * dataset-fashion-mnist directory. */
+bool dataset_fashion_mnist(bool train, Dataset *out, char *err, size_t errlen);
+void dataset_free(Dataset *d);
+
+/* Which model tensors receive images and labels: the input node (or, if
+ * there is none, the observed node) with as many elements as an image, and
+ * the categorical observed node with as many classes as the data. */
+typedef struct DataBinding {
+    int image_tensor;
+    int label_tensor;     /* -1 when the model has no categorical node */
+} DataBinding;
+
+bool dataset_bind(const Model *m, const Dataset *d, DataBinding *b, char *err, size_t errlen);
+/* Writes samples idx[0..count) into the session (count = its batch). */
+void dataset_fill(Session *s, const Dataset *d, const DataBinding *b, const int64_t *idx);
+
+/* ---- train.c: the training loop ---- */
+typedef struct TrainOptions {
+    const char *log_path;     /* per-epoch CSV */
+    const char *save_path;    /* final parameters (and Ctrl-C checkpoint) */
+    const char *resume_path;
+    const char *model_hash;   /* stored in checkpoints */
+    int64_t limit;            /* use only the first N training samples (0 = all) */
+    int64_t val;              /* hold out N training samples as the test set */
+    double clip;
+    bool progress;            /* redraw a progress bar (terminal) */
+    bool f64;
+} TrainOptions;
+
+/* Trains and prints per-epoch energy, accuracies and time; returns the
+ * exit status (0, 1 on error, 130 when interrupted). */
+int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt, Engine engine);
+/* Evaluates on the test split: prints accuracy (where defined) and energy. */
+int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, bool f64, Engine engine);
+/* Writes every param as a tensor plus metadata, atomically. */
+bool save_params(const Session *s, const char *path, const char *const *meta, int n_meta, char *err, size_t errlen);
 
 #endif

@@ -43,6 +43,10 @@ static void grow_storage(Session *s)
     if (n == s->st.n_buffers)
         return;
     s->st.data = xrealloc(s->st.data, sizeof *s->st.data * (size_t)n);
+    if (s->borrowed) {
+        s->borrowed = xrealloc(s->borrowed, (size_t)n + 1);
+        memset(s->borrowed + s->st.n_buffers, 0, (size_t)(n - s->st.n_buffers) + 1);
+    }
     for (int b = s->st.n_buffers; b < n; b++)
         s->st.data[b] = xcalloc((size_t)session_buffer_len(s, b) + 1, elem_size(s));
     s->st.n_buffers = n;
@@ -137,10 +141,45 @@ void session_free(Session *s)
     if (!s)
         return;
     for (int b = 0; b < s->st.n_buffers; b++)
-        free(s->st.data[b]);
+        if (!s->borrowed || !s->borrowed[b])
+            free(s->st.data[b]);
     free(s->st.data);
+    free(s->borrowed);
     free(s->clamped);
     free(s);
+}
+
+void session_share_params(Session *dst, Session *src)
+{
+    grow_storage(dst);
+    grow_storage(src);
+    if (!dst->borrowed)
+        dst->borrowed = xcalloc((size_t)dst->model->n_buffers + 1, 1);
+    for (int b = 0; b < dst->model->n_buffers; b++) {
+        BufKind k = dst->model->buffers[b].kind;
+        if (k != BUF_PARAM && k != BUF_CONST)
+            continue;
+        if (!dst->borrowed[b])
+            free(dst->st.data[b]);
+        dst->st.data[b] = src->st.data[b];
+        dst->borrowed[b] = true;
+    }
+}
+
+const char *session_find_nonfinite(const Session *s)
+{
+    for (int b = 0; b < s->st.n_buffers; b++) {
+        BufKind k = s->model->buffers[b].kind;
+        if (k == BUF_ENERGY || k == BUF_CONST)
+            continue;
+        int64_t n = session_buffer_len(s, b);
+        for (int64_t i = 0; i < n; i++) {
+            double x = s->st.f64 ? ((const double *)s->st.data[b])[i] : ((const float *)s->st.data[b])[i];
+            if (!isfinite(x))
+                return s->model->buffers[b].name;
+        }
+    }
+    return NULL;
 }
 
 /* ---- binding ---- */
@@ -340,7 +379,7 @@ static void euler_step(Session *s, double step_size)
     }
 }
 
-int session_relax(Session *s, int steps, double step_size)
+int session_relax(Session *s, int steps, double step_size, Optimizer *each_step)
 {
     if (!run(s, PHASE_INIT))
         return -1;
@@ -350,6 +389,11 @@ int session_relax(Session *s, int steps, double step_size)
             if (!run(s, PHASE_VALUE_GRAD))
                 return -1;
             euler_step(s, step_size);
+            if (each_step) {
+                if (!run(s, PHASE_PARAM_GRAD))
+                    return -1;
+                optim_step(each_step, s);
+            }
         }
     }
     if (!run(s, PHASE_READOUT) || !run(s, PHASE_ERRORS) || !run(s, PHASE_ENERGY))

@@ -136,9 +136,9 @@ static void test_fpa_equals_bp_at_unit_step(void **state)
         kit_session(&bp, RULE_BP, 3, true);
         bind_random_data(&fpa, seed);
         bind_random_data(&bp, seed);
-        assert_true(session_relax(fpa.s, n + 1, 1.0) >= 0);
+        assert_true(session_relax(fpa.s, n + 1, 1.0, NULL) >= 0);
         assert_true(session_param_grads(fpa.s));
-        assert_true(session_relax(bp.s, 0, 1.0) >= 0);
+        assert_true(session_relax(bp.s, 0, 1.0, NULL) >= 0);
         assert_true(session_param_grads(bp.s));
         expect_same_outputs(&fpa, &bp, 1e-12);
         kit_free(&fpa);
@@ -181,8 +181,8 @@ static void test_fpa_chain_binomial_law(void **state)
     kit_session(&bp, RULE_BP, 2, true);
     bind_random_data(&fpa, 7);
     bind_random_data(&bp, 7);
-    assert_true(session_relax(fpa.s, steps, eta) == steps);
-    assert_true(session_relax(bp.s, 0, 1) >= 0);
+    assert_true(session_relax(fpa.s, steps, eta, NULL) == steps);
+    assert_true(session_relax(bp.s, 0, 1, NULL) >= 0);
     for (int i = 1; i <= depth; i++) {
         char name[32];
         snprintf(name, sizeof name, "error.h%d", i);
@@ -222,9 +222,9 @@ static void test_scalar_graph_reference_values(void **state)
     double target = 3;
     kit_set(&fpa, "v4", &target);
     kit_set(&bp, "v4", &target);
-    assert_true(session_relax(fpa.s, 60, 0.5) == 60);
+    assert_true(session_relax(fpa.s, 60, 0.5, NULL) == 60);
     assert_true(session_param_grads(fpa.s));
-    assert_true(session_relax(bp.s, 0, 1) >= 0);
+    assert_true(session_relax(bp.s, 0, 1, NULL) >= 0);
     assert_true(session_param_grads(bp.s));
     double e0, g_theta, e_bp, v3_fwd[1];
     kit_get(&fpa, "error.v0", &e0);
@@ -251,7 +251,7 @@ static void test_pc_gradients_are_energy_derivatives(void **state)
         kit_compile(&k, g.text);
         kit_session(&k, RULE_PC, 2, true);
         bind_random_data(&k, seed);
-        assert_true(session_relax(k.s, 3, 0.1) == 3);
+        assert_true(session_relax(k.s, 3, 0.1, NULL) == 3);
         kit_phase(&k, PHASE_VALUE_GRAD);
         assert_true(session_param_grads(k.s));
         const Model *m = k.c.model;

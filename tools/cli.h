@@ -20,6 +20,12 @@ typedef struct Options {
     const char *batch_path;   /* --batch */
     const char *out_path;     /* --out / -o */
     const char *engine;       /* --engine jit|interp */
+    const char *log_path;     /* --log */
+    const char *save_path;    /* --save */
+    const char *resume_path;  /* --resume */
+    const char *data;         /* --data (fashion-mnist) */
+    long long limit;          /* --limit N training samples */
+    double clip;              /* --clip C: clamp gradients to ±C */
     bool f64;                 /* --dtype f64 */
     bool emit_ir, emit_derived, emit_llvm;
     TrainOverride overrides[32];
@@ -34,5 +40,7 @@ int cmd_check(const Options *opt);
 int cmd_explain(const Options *opt);
 int cmd_emit(const Options *opt);
 int cmd_grad(const Options *opt);
+int cmd_train(const Options *opt);
+int cmd_eval(const Options *opt);
 
 #endif

@@ -118,7 +118,7 @@ int cmd_grad(const Options *opt)
                 goto done;
             }
         }
-    if (session_relax(s, m->train.steps, m->train.step_size) < 0 || !session_param_grads(s)) {
+    if (session_relax(s, m->train.steps, m->train.step_size, NULL) < 0 || !session_param_grads(s)) {
         fail(s->error);
         goto done;
     }

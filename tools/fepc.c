@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
@@ -14,12 +15,16 @@ static const char usage[] =
     "  emit M.fep --ir|--derived   dump a compiler stage\n"
     "  grad M.fep --batch B.safetensors --out G.safetensors [--params P.safetensors]\n"
     "                              one relaxation and the parameter gradients on one batch\n"
+    "  train M.fep [--data fashion-mnist] [--save P.safetensors] [--log L.csv] [--resume P]\n"
+    "              [--limit N] [--clip C]   train, printing energy and accuracy per epoch\n"
+    "  eval M.fep --params P.safetensors    test accuracy and energy\n"
     "\n"
     "options:\n"
     "  --rule R --steps N --step-size η --seed N   any train key as --key value\n"
     "  --dtype f32|f64   --engine interp|jit\n";
 
-static const char *const valued_flags[] = {"--params", "--batch", "--out", "-o", "--engine", "--dtype"};
+static const char *const valued_flags[] = {"--params", "--batch", "--out", "-o", "--engine", "--dtype", "--log",
+                                           "--save", "--resume", "--data", "--limit", "--clip"};
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -72,6 +77,24 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
             opt->batch_path = v;
         else if (!strcmp(a, "--out") || !strcmp(a, "-o"))
             opt->out_path = v;
+        else if (!strcmp(a, "--log"))
+            opt->log_path = v;
+        else if (!strcmp(a, "--save"))
+            opt->save_path = v;
+        else if (!strcmp(a, "--resume"))
+            opt->resume_path = v;
+        else if (!strcmp(a, "--data"))
+            opt->data = v;
+        else if (!strcmp(a, "--limit") || !strcmp(a, "--clip")) {
+            char *end;
+            double x = strtod(v, &end);
+            if (*end || !(x > 0))
+                return usage_error("option expects a positive number, got '%s'", v);
+            if (!strcmp(a, "--limit"))
+                opt->limit = (long long)x;
+            else
+                opt->clip = x;
+        }
         else if (!strcmp(a, "--engine")) {
             if (strcmp(v, "interp") && strcmp(v, "jit"))
                 return usage_error("unknown engine '%s' (expected interp or jit)", v);
@@ -110,7 +133,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(const Options *);
-    } commands[] = {{"check", cmd_check}, {"explain", cmd_explain}, {"emit", cmd_emit}, {"grad", cmd_grad}};
+    } commands[] = {{"check", cmd_check}, {"explain", cmd_explain}, {"emit", cmd_emit}, {"grad", cmd_grad},
+                  {"train", cmd_train}, {"eval", cmd_eval}};
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(opt.command, commands[i].name))
             return commands[i].run(&opt);

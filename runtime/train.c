@@ -1,0 +1,391 @@
+/* train.c — the training and evaluation loops over a data set.
+ *
+ * One session per distinct batch size and clamp mode (full batches, the
+ * last partial batch, and the prediction sessions with observed nodes
+ * free), all sharing the first session's parameter storage, so one
+ * optimizer step updates every view.  A SIGINT stops after the current
+ * batch, saves a checkpoint and returns 130. */
+#include "runtime.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) { interrupted = 1; }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct Trainer {
+    Diag *diag;
+    Model *m;
+    TrainConfig cfg;
+    const TrainOptions *opt;
+    Engine engine;
+    Dataset train, test;
+    DataBinding bind;
+    Session *sessions[4];     /* [clamped full, clamped tail, free full, free tail] */
+    Optimizer *optim;
+    char err[512];
+} Trainer;
+
+/* The session for `batch` samples, observed nodes clamped or free. */
+static Session *session_for(Trainer *t, int batch, bool clamped)
+{
+    int slot = (clamped ? 0 : 2) + (batch != t->cfg.batch);
+    Session *s = t->sessions[slot];
+    if (s && s->st.batch == batch)
+        return s;
+    session_free(s);
+    s = session_new(t->diag, t->m, &t->cfg, batch, t->opt ? t->opt->f64 : false, clamped, t->engine, t->err,
+                    sizeof t->err);
+    if (s && slot != 0)
+        session_share_params(s, t->sessions[0]);
+    t->sessions[slot] = s;
+    return s;
+}
+
+static void trainer_free(Trainer *t)
+{
+    for (int i = 3; i >= 0; i--)
+        session_free(t->sessions[i]);
+    optim_free(t->optim);
+    dataset_free(&t->train);
+    dataset_free(&t->test);
+}
+
+static int argmax(const double *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+/* Correct predictions in the batch: argmax of the categorical node's
+ * prediction, read from its value (free) or value − error (clamped). */
+static int count_correct(Trainer *t, Session *s, const int64_t *idx, bool clamped)
+{
+    if (t->bind.label_tensor < 0)
+        return 0;
+    const Tensor *y = &t->m->tensors[t->bind.label_tensor];
+    int classes = t->train.n_classes ? t->train.n_classes : t->test.n_classes;
+    int64_t n = session_buffer_len(s, y->buf);
+    double *value = xmalloc(sizeof *value * (size_t)n), *error = xmalloc(sizeof *error * (size_t)n);
+    session_get(s, y->buf, value);
+    if (clamped) {
+        char name[300];
+        snprintf(name, sizeof name, "error.%s", y->name);
+        session_get(s, ir_model_find_buffer(t->m, name), error);
+        for (int64_t i = 0; i < n; i++)
+            value[i] -= error[i];
+    }
+    const int32_t *labels = clamped ? t->train.labels : t->test.labels;
+    int correct = 0;
+    for (int b = 0; b < s->st.batch; b++)
+        correct += argmax(value + (int64_t)b * classes, classes) == labels[idx[b]];
+    free(value);
+    free(error);
+    return correct;
+}
+
+/* Accuracy of predictions with observed nodes free, over a data set. */
+static double accuracy(Trainer *t, const Dataset *d)
+{
+    int64_t correct = 0;
+    int64_t *idx = xmalloc(sizeof *idx * (size_t)t->cfg.batch);
+    for (int64_t at = 0; at < d->n;) {
+        int count = (int)(d->n - at < t->cfg.batch ? d->n - at : t->cfg.batch);
+        Session *s = session_for(t, count, false);
+        if (!s) {
+            free(idx);
+            return NAN;
+        }
+        for (int k = 0; k < count; k++)
+            idx[k] = at + k;
+        dataset_fill(s, d, &t->bind, idx);
+        if (session_relax(s, t->cfg.steps, t->cfg.step_size, NULL) < 0) {
+            snprintf(t->err, sizeof t->err, "%s", s->error);
+            free(idx);
+            return NAN;
+        }
+        correct += count_correct(t, s, idx, false);
+        at += count;
+    }
+    free(idx);
+    return (double)correct / (double)d->n;
+}
+
+static void shuffle(int64_t *order, int64_t n, Rng *rng)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rng_next(rng) % (uint64_t)(i + 1));
+        int64_t tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+}
+
+static void progress(const Trainer *t, int epoch, int64_t done, int64_t total, double energy)
+{
+    if (!t->opt->progress)
+        return;
+    int width = 30, filled = (int)(width * done / (total ? total : 1));
+    fprintf(stderr, "\r  epoch %d/%d [", epoch, t->cfg.epochs);
+    for (int i = 0; i < width; i++)
+        fputc(i < filled ? '#' : '.', stderr);
+    fprintf(stderr, "] %3d%%  energy %.4f ", (int)(100 * done / (total ? total : 1)), energy);
+    fflush(stderr);
+}
+
+/* One batch: bind, relax, learn.  Returns false with t->err on failure. */
+static bool train_batch(Trainer *t, Session *s, const int64_t *idx, double *energy, int *correct)
+{
+    dataset_fill(s, &t->train, &t->bind, idx);
+    Optimizer *each = s->program->learn_each_step ? t->optim : NULL;
+    if (session_relax(s, t->cfg.steps, t->cfg.step_size, each) < 0) {
+        snprintf(t->err, sizeof t->err, "%s", s->error);
+        return false;
+    }
+    if (!each) {
+        if (!session_param_grads(s)) {
+            snprintf(t->err, sizeof t->err, "%s", s->error);
+            return false;
+        }
+        optim_step(t->optim, s);
+    }
+    *energy = session_energy(s);
+    const char *bad = !isfinite(*energy) ? "energy" : session_find_nonfinite(s);
+    if (bad) {
+        snprintf(t->err, sizeof t->err, "training diverged: non-finite values in '%s'", bad);
+        return false;
+    }
+    *correct = count_correct(t, s, idx, true);
+    return true;
+}
+
+static char *fmt(const char *f, double x)
+{
+    char *s = xmalloc(64);
+    snprintf(s, 64, f, x);
+    return s;
+}
+
+static bool checkpoint(Trainer *t, const char *path, int epoch)
+{
+    const char *meta[8] = {"model", t->m->name, "rule", ir_rule_name(t->cfg.rule.kind), "epoch", NULL,
+                           "model_hash", t->opt->model_hash ? t->opt->model_hash : ""};
+    char *e = fmt("%.0f", epoch);
+    meta[5] = e;
+    bool ok = save_params(t->sessions[0], path, meta, 4, t->err, sizeof t->err);
+    free(e);
+    return ok;
+}
+
+/* Rewrites the whole log each epoch (atomically), so it is always a
+ * complete CSV even if training is killed. */
+static bool write_log(Trainer *t, double *rows, int n_rows)
+{
+    static char *cols[] = {"epoch", "energy", "train_accuracy", "test_accuracy", "seconds"};
+    return csv_save(t->opt->log_path, cols, 5, rows, n_rows, t->err, sizeof t->err);
+}
+
+static int run_epochs(Trainer *t, int first_epoch)
+{
+    int64_t n = t->train.n;
+    int64_t *order = xmalloc(sizeof *order * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        order[i] = i;
+    Rng rng;
+    rng_seed(&rng, t->cfg.seed + 0x5eed);
+    double *log_rows = xcalloc((size_t)(t->cfg.epochs + 1) * 5, sizeof(double));
+    int n_rows = 0, rc = 0;
+    bool has_labels = t->bind.label_tensor >= 0;
+    for (int epoch = first_epoch; epoch <= t->cfg.epochs && rc == 0; epoch++) {
+        shuffle(order, n, &rng);
+        double start = now(), energy_sum = 0;
+        int64_t correct = 0;
+        for (int64_t at = 0; at < n && !interrupted; at += t->cfg.batch) {
+            int count = (int)(n - at < t->cfg.batch ? n - at : t->cfg.batch);
+            Session *s = session_for(t, count, true);
+            double e;
+            int c;
+            if (!s || !train_batch(t, s, order + at, &e, &c)) {
+                fprintf(stderr, "%sfepc: error: epoch %d, batch %lld: %s\n", t->opt->progress ? "\n" : "", epoch,
+                        (long long)(at / t->cfg.batch), t->err);
+                rc = 1;
+                break;
+            }
+            energy_sum += e * count;
+            correct += c;
+            if ((at / t->cfg.batch) % 20 == 0)
+                progress(t, epoch, at + count, n, energy_sum / (double)(at + count));
+        }
+        double seconds = now() - start;
+        if (rc)
+            break;
+        if (interrupted) {
+            const char *path = t->opt->save_path ? t->opt->save_path : "interrupted.safetensors";
+            fprintf(stderr, "%sfepc: interrupted; saving checkpoint to %s\n", t->opt->progress ? "\n" : "", path);
+            rc = checkpoint(t, path, epoch - 1) ? 130 : 1;
+            if (rc == 1)
+                fprintf(stderr, "fepc: error: %s\n", t->err);
+            break;
+        }
+        double train_acc = has_labels ? (double)correct / (double)n : NAN;
+        double test_acc = has_labels ? accuracy(t, &t->test) : NAN;
+        if (has_labels && isnan(test_acc)) {
+            fprintf(stderr, "fepc: error: evaluation: %s\n", t->err);
+            rc = 1;
+            break;
+        }
+        if (t->opt->progress)
+            fputc('\r', stderr);
+        printf("epoch %d/%d  energy %.5f", epoch, t->cfg.epochs, energy_sum / (double)n);
+        if (has_labels)
+            printf("  train_accuracy %.4f  test_accuracy %.4f", train_acc, test_acc);
+        printf("  %.1fs\n", seconds);
+        fflush(stdout);
+        double *row = log_rows + 5 * n_rows++;
+        row[0] = epoch, row[1] = energy_sum / (double)n, row[2] = train_acc, row[3] = test_acc, row[4] = seconds;
+        if (t->opt->log_path && !write_log(t, log_rows, n_rows)) {
+            fprintf(stderr, "fepc: error: %s\n", t->err);
+            rc = 1;
+        }
+    }
+    if (rc == 0 && t->opt->save_path && !checkpoint(t, t->opt->save_path, t->cfg.epochs)) {
+        fprintf(stderr, "fepc: error: %s\n", t->err);
+        rc = 1;
+    }
+    free(log_rows);
+    free(order);
+    return rc;
+}
+
+static bool load_data(Trainer *t, bool need_train)
+{
+    if ((need_train && !dataset_fashion_mnist(true, &t->train, t->err, sizeof t->err)) ||
+        !dataset_fashion_mnist(false, &t->test, t->err, sizeof t->err))
+        return false;
+    return dataset_bind(t->m, &t->test, &t->bind, t->err, sizeof t->err);
+}
+
+static int resume_from(Trainer *t, const char *path)
+{
+    TensorSet set = {0};
+    int epoch = 1;
+    if (!st_load(path, &set, t->err, sizeof t->err) || !session_bind_params(t->sessions[0], &set, t->err, sizeof t->err))
+        epoch = -1;
+    const char *done = epoch > 0 ? tensor_set_meta_get(&set, "epoch") : NULL;
+    if (done)
+        epoch = atoi(done) + 1;
+    tensor_set_free(&set);
+    return epoch;
+}
+
+int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt, Engine engine)
+{
+    Trainer t = {.diag = d, .m = m, .cfg = *cfg, .opt = opt, .engine = engine};
+    int rc = 1, first = 1;
+    if (!load_data(&t, true))
+        goto fail;
+    if (opt->limit > 0 && opt->limit < t.train.n)
+        t.train.n = opt->limit;
+    if (!session_for(&t, cfg->batch < t.train.n ? cfg->batch : (int)t.train.n, true))
+        goto fail;
+    t.cfg.batch = t.sessions[0]->st.batch;
+    if (opt->resume_path && (first = resume_from(&t, opt->resume_path)) < 0)
+        goto fail;
+    t.optim = optim_new(t.sessions[0], &t.cfg, opt->clip);
+    interrupted = 0;
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    sigaction(SIGINT, &sa, &old);
+    rc = run_epochs(&t, first);
+    sigaction(SIGINT, &old, NULL);
+    trainer_free(&t);
+    return rc;
+fail:
+    fprintf(stderr, "fepc: error: %s\n", t.err);
+    trainer_free(&t);
+    return 1;
+}
+
+int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, bool f64, Engine engine)
+{
+    TrainOptions opt = {.f64 = f64};
+    Trainer t = {.diag = d, .m = m, .cfg = *cfg, .opt = &opt, .engine = engine};
+    int rc = 1;
+    if (!load_data(&t, false) || !session_for(&t, cfg->batch, true))
+        goto done;
+    if (params_path && resume_from(&t, params_path) < 0)
+        goto done;
+    /* Energy with the observed nodes clamped to the test data. */
+    double energy = 0;
+    int64_t *idx = xmalloc(sizeof *idx * (size_t)cfg->batch);
+    for (int64_t at = 0; at < t.test.n; at += cfg->batch) {
+        int count = (int)(t.test.n - at < cfg->batch ? t.test.n - at : cfg->batch);
+        Session *s = session_for(&t, count, true);
+        if (!s) {
+            free(idx);
+            goto done;
+        }
+        for (int k = 0; k < count; k++)
+            idx[k] = at + k;
+        dataset_fill(s, &t.test, &t.bind, idx);
+        if (session_relax(s, cfg->steps, cfg->step_size, NULL) < 0) {
+            snprintf(t.err, sizeof t.err, "%s", s->error);
+            free(idx);
+            goto done;
+        }
+        energy += session_energy(s) * count;
+    }
+    free(idx);
+    if (t.bind.label_tensor >= 0) {
+        double acc = accuracy(&t, &t.test);
+        if (isnan(acc))
+            goto done;
+        printf("accuracy: %.4f\n", acc);
+    }
+    printf("energy: %.4f\n", energy / (double)t.test.n);
+    rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "fepc: error: %s\n", t.err);
+    trainer_free(&t);
+    return rc;
+}
+
+bool save_params(const Session *s, const char *path, const char *const *meta, int n_meta, char *err, size_t errlen)
+{
+    const Model *m = s->model;
+    TensorSet set = {0};
+    bool ok = true;
+    for (int t = 0; t < m->n_tensors && ok; t++) {
+        const Tensor *tensor = &m->tensors[t];
+        if (tensor->role != ROLE_PARAM)
+            continue;
+        const Shape *shape = ir_shape(&m->g, tensor->shape);
+        int64_t dims[TENSOR_MAX_RANK];
+        for (int i = 0; i < shape->rank; i++)
+            dims[i] = shape->dims[i];
+        HostTensor *h = tensor_set_add(&set, tensor->name, s->st.f64 ? DT_F64 : DT_F32, shape->rank, dims);
+        double *values = xmalloc(sizeof *values * (size_t)(ir_numel(shape) + 1));
+        session_get(s, tensor->buf, values);
+        ok = h && host_tensor_from_f64(h, values, err, errlen);
+        free(values);
+    }
+    for (int i = 0; i < n_meta && ok; i++)
+        ok = tensor_set_meta(&set, meta[2 * i], meta[2 * i + 1]);
+    ok = ok && st_save(path, &set, err, errlen);
+    tensor_set_free(&set);
+    return ok;
+}
