@@ -11,11 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef bool (*ShapeRule)(const Graph *g, const NodeId *in, const Attr *attr, const Shape *given,
-                          bool given_batched, Shape *out, bool *batched, BuildError *err);
-
-static void fail(BuildError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(BuildError *err, const char *fmt, ...)
+void build_fail(BuildError *err, const char *fmt, ...)
 {
     if (!err)
         return;
@@ -36,7 +32,7 @@ bool ir_broadcast_shapes(const Shape *a, const Shape *b, Shape *out, BuildError 
         int32_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
         if (da != db && da != 1 && db != 1) {
             char sa[64], sb[64];
-            fail(err, "cannot broadcast shapes %s and %s (dimension %d: %d vs %d)", SHP(sa, a),
+            build_fail(err, "cannot broadcast shapes %s and %s (dimension %d: %d vs %d)", SHP(sa, a),
                  SHP(sb, b), i, da, db);
             return false;
         }
@@ -78,7 +74,7 @@ static bool shape_given(const Graph *g, const NodeId *in, const Attr *attr, cons
     case OP_RESHAPE:
         *batched = xb;
         if (ir_numel(x) != ir_numel(given)) {
-            fail(err, "cannot reshape %s (%lld elements) to %s (%lld elements)", SHP(sa, x),
+            build_fail(err, "cannot reshape %s (%lld elements) to %s (%lld elements)", SHP(sa, x),
                  (long long)ir_numel(x), SHP(sb, given), (long long)ir_numel(given));
             return false;
         }
@@ -86,14 +82,14 @@ static bool shape_given(const Graph *g, const NodeId *in, const Attr *attr, cons
     case OP_REDUCE_TO:
         if ((given_batched && !xb) || !ir_broadcast_shapes(given, x, &bc, NULL) ||
             !ir_shape_eq(&bc, x)) {
-            fail(err, "cannot sum %s down to %s", SHP(sa, x), SHP(sb, given));
+            build_fail(err, "cannot sum %s down to %s", SHP(sa, x), SHP(sb, given));
             return false;
         }
         return true;
     case OP_BROADCAST:
         if ((xb && !given_batched) || !ir_broadcast_shapes(given, x, &bc, NULL) ||
             !ir_shape_eq(&bc, given)) {
-            fail(err, "cannot broadcast %s to %s", SHP(sa, x), SHP(sb, given));
+            build_fail(err, "cannot broadcast %s to %s", SHP(sa, x), SHP(sb, given));
             return false;
         }
         return true;
@@ -101,7 +97,7 @@ static bool shape_given(const Graph *g, const NodeId *in, const Attr *attr, cons
         *batched = xb;
         if (x->rank != given->rank || x->rank < 1 || attr->ints[1] - attr->ints[0] != x->dims[0] ||
             attr->ints[1] > given->dims[0]) {
-            fail(err, "cannot place %s at [%d:%d] of %s", SHP(sa, x), attr->ints[0], attr->ints[1],
+            build_fail(err, "cannot place %s at [%d:%d] of %s", SHP(sa, x), attr->ints[0], attr->ints[1],
                  SHP(sb, given));
             return false;
         }
@@ -117,14 +113,14 @@ static bool shape_matmul(const Graph *g, const NodeId *in, const Attr *attr, con
     int flags = attr->ints[0];
     char sa[64], sb[64];
     if (a->rank < 1 || a->rank > 2 || b->rank < 1 || b->rank > 2) {
-        fail(err, "matrix product needs vectors or matrices, got %s @ %s", SHP(sa, a), SHP(sb, b));
+        build_fail(err, "matrix product needs vectors or matrices, got %s @ %s", SHP(sa, a), SHP(sb, b));
         return false;
     }
     /* A vector's orientation is its position (row on the left, column on
      * the right); the executors and vjp_matmul read MM_TRANS_* as applying
      * to a stored matrix, so a transpose flag on a vector is refused. */
     if (((flags & MM_TRANS_A) && a->rank != 2) || ((flags & MM_TRANS_B) && b->rank != 2)) {
-        fail(err, "matrix product %s @ %s: a transpose flag needs a matrix operand", SHP(sa, a), SHP(sb, b));
+        build_fail(err, "matrix product %s @ %s: a transpose flag needs a matrix operand", SHP(sa, a), SHP(sb, b));
         return false;
     }
     /* Operand dims after the optional transposes: a is (m, k), b is (k, n). */
@@ -133,7 +129,7 @@ static bool shape_matmul(const Graph *g, const NodeId *in, const Attr *attr, con
     int32_t bk = b->rank == 2 ? b->dims[(flags & MM_TRANS_B) ? 1 : 0] : b->dims[0];
     int32_t bn = b->rank == 2 ? b->dims[(flags & MM_TRANS_B) ? 0 : 1] : 1;
     if (ak != bk) {
-        fail(err, "matrix product shapes %s @ %s do not match: %d columns vs %d rows", SHP(sa, a),
+        build_fail(err, "matrix product shapes %s @ %s do not match: %d columns vs %d rows", SHP(sa, a),
              SHP(sb, b), ak, bk);
         return false;
     }
@@ -164,7 +160,7 @@ static bool shape_transpose(const Graph *g, const NodeId *in, const Attr *attr, 
     const Shape *x = ir_node_shape(g, in[0]);
     char sa[64];
     if (x->rank != 2) {
-        fail(err, "transpose expects a matrix, got shape %s", SHP(sa, x));
+        build_fail(err, "transpose expects a matrix, got shape %s", SHP(sa, x));
         return false;
     }
     *out = *x;
@@ -183,7 +179,7 @@ static bool shape_concat(const Graph *g, const NodeId *in, const Attr *attr, con
     for (int i = 1; ok && i < a->rank; i++)
         ok = a->dims[i] == b->dims[i];
     if (!ok) {
-        fail(err, "cannot concatenate shapes %s and %s along their first axis", SHP(sa, a),
+        build_fail(err, "cannot concatenate shapes %s and %s along their first axis", SHP(sa, a),
              SHP(sb, b));
         return false;
     }
@@ -200,7 +196,7 @@ static bool shape_slice(const Graph *g, const NodeId *in, const Attr *attr, cons
     char sa[64];
     int start = attr->ints[0], end = attr->ints[1];
     if (x->rank < 1 || start < 0 || end > x->dims[0] || start >= end) {
-        fail(err, "slice [%d:%d] is out of range for shape %s", start, end, SHP(sa, x));
+        build_fail(err, "slice [%d:%d] is out of range for shape %s", start, end, SHP(sa, x));
         return false;
     }
     *out = *x;

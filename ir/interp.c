@@ -420,6 +420,13 @@ static bool eval_node(Interp *in, NodeId id, double *out)
         return true;
     case OP_EXTERN:
         return eval_extern(in, id, out);
+    case OP_CONV2D: case OP_CONV2D_BACK_INPUT: case OP_CONV2D_BACK_KERNEL:
+    case OP_MAXPOOL_GATHER: case OP_MAXPOOL_SCATTER: case OP_AVGPOOL: case OP_AVGPOOL_BACK: {
+        const double *ins[2] = {in->values[n->in[0]].data, n->n_in > 1 ? in->values[n->in[1]].data : NULL};
+        memset(out, 0, sizeof *out * (size_t)len);
+        ir_spatial_eval(in->g, id, ins, out, in->st->batch);
+        return true;
+    }
     default:
         break;
     }

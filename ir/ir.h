@@ -41,6 +41,8 @@ typedef enum Op {
 
 /* MATMUL attribute flags (Attr.ints[0]). */
 enum { MM_TRANS_A = 1, MM_TRANS_B = 2, MM_SUM_BATCH = 4 };
+/* Spatial ops: CONV2D*: ints[0] = stride, ints[1] = padding, ints[2] =
+ * MM_SUM_BATCH for a batch-summed kernel gradient; pools: ints[0] = k. */
 
 typedef struct Shape {
     int32_t rank;
@@ -268,6 +270,11 @@ typedef struct BuildError {
     char message[256];
 } BuildError;
 
+/* A shape rule (the shape column of ops.def). */
+typedef bool (*ShapeRule)(const Graph *g, const NodeId *in, const Attr *attr, const Shape *given,
+                          bool given_batched, Shape *out, bool *batched, BuildError *err);
+void build_fail(BuildError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 NodeId ir_load(Graph *g, int buf, int32_t shape, bool batched);
 NodeId ir_fill(Graph *g, double value, const Shape *shape, bool batched);
 NodeId ir_scalar(Graph *g, double value);
@@ -310,6 +317,24 @@ NodeId ir_neg(Graph *g, NodeId a);
 void ir_vjp(Graph *g, NodeId root, NodeId seed, NodeId *leaf_ct, int n_buffers, bool no_derivative);
 /* Cotangent of the op's inputs for one node: the vjp column of ops.def. */
 typedef void (*VjpFn)(Graph *g, NodeId node, NodeId ct, NodeId in_ct[2], bool no_derivative);
+
+/* ---- spatial.c: conv2d, maxpool, avgpool (shape rules, VJPs, kernels) ---- */
+bool shape_conv2d(const Graph *g, const NodeId *in, const Attr *attr, const Shape *given, bool given_batched,
+                  Shape *out, bool *batched, BuildError *err);
+bool shape_pool(const Graph *g, const NodeId *in, const Attr *attr, const Shape *given, bool given_batched,
+                Shape *out, bool *batched, BuildError *err);
+void vjp_conv2d(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd);
+void vjp_conv2d_back_input(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd);
+void vjp_conv2d_back_kernel(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd);
+void vjp_maxpool_gather(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd);
+void vjp_maxpool_scatter(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd);
+void vjp_avgpool(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd);
+void vjp_avgpool_back(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd);
+NodeId ir_conv2d(Graph *g, NodeId x, NodeId k, int stride, int pad, BuildError *err);
+NodeId ir_maxpool(Graph *g, NodeId x, int k, BuildError *err);
+NodeId ir_avgpool(Graph *g, NodeId x, int k, BuildError *err);
+/* Evaluates a spatial node: ins[i] are its inputs' values, out is zeroed. */
+void ir_spatial_eval(const Graph *g, NodeId id, const double *const ins[2], double *out, int batch);
 
 /* ---- model.c ---- */
 Model *ir_model_new(Arena *arena);

@@ -12,38 +12,41 @@ static const char *const train_keys[] = {"rule", "steps", "step_size", "optimize
                                          "epochs", "seed", "integrator", "momentum", "tol"};
 enum { N_TRAIN_KEYS = sizeof train_keys / sizeof *train_keys };
 
+/* Edit distance with adjacent transpositions counted as one edit
+ * (optimal string alignment), so "tnah" is one edit from "tanh". */
 static int edit_distance(const char *a, const char *b)
 {
     int la = (int)strlen(a), lb = (int)strlen(b);
     if (la > 32 || lb > 32)
         return 99;
-    int row[33];
+    int d[33][33];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
     for (int j = 0; j <= lb; j++)
-        row[j] = j;
-    for (int i = 1; i <= la; i++) {
-        int prev = row[0];
-        row[0] = i;
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
         for (int j = 1; j <= lb; j++) {
-            int cur = row[j];
-            int best = prev + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            prev = cur;
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
         }
-    }
-    return row[lb];
+    return d[la][lb];
 }
 
+/* A hint is at most two edits away and changes at most half of what was
+ * typed, so "foo" suggests nothing rather than "fpa". */
 const char *lower_suggest(const char *name, const char *const *names, int n_names)
 {
     const char *best = NULL;
-    int best_d = 3;
+    int best_d = 3, len = (int)strlen(name);
     for (int i = 0; i < n_names; i++) {
         int d = edit_distance(name, names[i]);
-        if (d < best_d && d < (int)strlen(name)) {
+        if (d < best_d && 2 * d <= len) {
             best_d = d;
             best = names[i];
         }
@@ -380,8 +383,14 @@ static bool choice(Lowerer *lw, const AstExpr *v, const char *what, const char *
     }
     char list[160];
     join_names(list, sizeof list, names, n);
-    diag_error(lw->diag, v->span, "%s expects one of %s", where, list);
+    diag_error(lw->diag, v->span, "%s expects %s", where, list);
     return false;
+}
+
+/* "argument 'backward' to 'pc'": where an option's value goes. */
+static const char *arg_of(Lowerer *lw, const char *arg, const AstExpr *call)
+{
+    return arena_printf(lw->model->arena, "argument '%s' to '%s'", arg, call->name);
 }
 
 static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
@@ -404,17 +413,17 @@ static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
         static const char *const ew[] = {"identity", "learned"};
         int x;
         if (o[0].value) {
-            if (!choice(lw, o[0].value, "backward mode", "argument 'backward'", backward, 3, &x))
+            if (!choice(lw, o[0].value, "backward mode", arg_of(lw, "backward", v), backward, 3, &x))
                 return;
             r.backward = (BackwardMode)x;
         }
         if (o[1].value) {
-            if (!choice(lw, o[1].value, "derivative mode", "argument 'derivative'", deriv, 2, &x))
+            if (!choice(lw, o[1].value, "derivative mode", arg_of(lw, "derivative", v), deriv, 2, &x))
                 return;
             r.no_derivative = x == 1;
         }
         if (o[2].value) {
-            if (!choice(lw, o[2].value, "error_weights mode", "argument 'error_weights'", ew, 2, &x))
+            if (!choice(lw, o[2].value, "error_weights mode", arg_of(lw, "error_weights", v), ew, 2, &x))
                 return;
             r.learned_error_weights = x == 1;
         }

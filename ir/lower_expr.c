@@ -292,6 +292,64 @@ static NodeId lower_reshape(Lowerer *lw, const AstExpr *e, NodeId x)
     return r == NO_NODE ? shape_error(lw, e->span, &err) : r;
 }
 
+/* conv2d(x, K, stride = 1, pad = 0), maxpool(x, k), avgpool(x, k): the
+ * integer options may be positional or named. */
+static NodeId lower_spatial(Lowerer *lw, const AstExpr *e)
+{
+    bool is_conv = !strcmp(e->name, "conv2d");
+    static const char *const conv_names[] = {"input", "kernel", "stride", "pad"};
+    static const char *const pool_names[] = {"input", "k"};
+    const char *const *names = is_conv ? conv_names : pool_names;
+    int n_names = is_conv ? 4 : 2, required = 2;
+    const AstExpr *args[4] = {NULL};
+    for (int i = 0; i < e->n_args; i++) {
+        const AstArg *a = &e->args[i];
+        int slot = a->name ? -1 : i;
+        for (int k = 0; a->name && k < n_names; k++)
+            if (!strcmp(a->name, names[k]))
+                slot = k;
+        if (slot < 0 || slot >= n_names) {
+            if (a->name)
+                diag_error(lw->diag, a->name_span, "unknown argument '%s' to '%s'", a->name, e->name);
+            else
+                diag_error(lw->diag, e->span, "wrong number of arguments to '%s': expected %d to %d, got %d", e->name,
+                           required, n_names, e->n_args);
+            return NO_NODE;
+        }
+        args[slot] = a->value;
+    }
+    if (!args[0] || !args[1]) {
+        diag_error(lw->diag, e->span, "wrong number of arguments to '%s': expected %d to %d, got %d", e->name, required,
+                   n_names, e->n_args);
+        return NO_NODE;
+    }
+    long opt[2] = {1, 0};   /* conv: stride, pad */
+    for (int k = 0; k < 2 && is_conv; k++)
+        if (args[2 + k] && !lower_const_int(lw, args[2 + k], &opt[k]))
+            return NO_NODE;
+    long window = 0;
+    if (!is_conv && !lower_const_int(lw, args[1], &window))
+        return NO_NODE;
+    NodeId x = lower_expr(lw, args[0]);
+    if (x == NO_NODE)
+        return NO_NODE;
+    BuildError err;
+    Graph *g = &lw->model->g;
+    NodeId r;
+    if (is_conv) {
+        NodeId kernel = lower_expr(lw, args[1]);
+        if (kernel == NO_NODE)
+            return NO_NODE;
+        r = ir_conv2d(g, x, kernel, (int)opt[0], (int)opt[1], &err);
+    } else if (window < 1 || window > 1024) {
+        diag_error(lw->diag, args[1]->span, "pooling window must be between 1 and 1024, got %ld", window);
+        return NO_NODE;
+    } else {
+        r = !strcmp(e->name, "maxpool") ? ir_maxpool(g, x, (int)window, &err) : ir_avgpool(g, x, (int)window, &err);
+    }
+    return r == NO_NODE ? shape_error(lw, e->span, &err) : r;
+}
+
 static NodeId lower_call(Lowerer *lw, const AstExpr *e)
 {
     Graph *g = &lw->model->g;
@@ -323,8 +381,7 @@ static NodeId lower_call(Lowerer *lw, const AstExpr *e)
         if (!check_arity(lw, e, 2, 2))
             return NO_NODE;
     } else {
-        diag_error(lw->diag, e->name_span, "'%s' is not supported yet (it arrives with the model-zoo work)", fn);
-        return NO_NODE;
+        return lower_spatial(lw, e);
     }
     if (!strcmp(fn, "prev"))
         return lower_prev(lw, e);

@@ -192,6 +192,13 @@ static void print_expr(const Printer *pr, NodeId id, int prec, bool top)
     default:
         fprintf(pr->out, "%s(", op_info[n->op].name);
         print_expr(pr, n->in[0], 0, false);
+        /* maxpool(x) is stored as maxpool(select = x, values = x) */
+        if (n->n_in > 1 && !(n->op == OP_MAXPOOL_GATHER && n->in[0] == n->in[1])) {
+            fputs(", ", pr->out);
+            print_expr(pr, n->in[1], 0, false);
+        }
+        if (n->op >= OP_CONV2D && n->op <= OP_AVGPOOL_BACK && (at->ints[0] != 1 || at->ints[1] != 0))
+            fprintf(pr->out, n->op <= OP_CONV2D_BACK_KERNEL ? ", stride = %d, pad = %d" : ", %d", at->ints[0], at->ints[1]);
         fputc(')', pr->out);
         return;
     }
