@@ -8,7 +8,7 @@ indices and one-hot labels give identical results; params files round-trip;
 missing, extra and mis-shaped tensors are errors naming the tensor (and both
 shapes) with exit status 1 and no output file left behind.
 
-usage: cli_grad.py FEPC SOURCE_DIR
+usage: cli_grad.py FEPC SOURCE_DIR SOFTSIGN_SO
 """
 import json
 import os
@@ -19,7 +19,7 @@ import tempfile
 
 import numpy as np
 
-FEPC, SRC = sys.argv[1], sys.argv[2]
+FEPC, SRC, SOFTSIGN = sys.argv[1], sys.argv[2], sys.argv[3]
 DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
 failures = 0
 
@@ -116,6 +116,27 @@ with tempfile.TemporaryDirectory() as tmp:
           "shape error shows the expected shape too")
     r = fepc("grad", model, "--batch", p("nonexistent.safetensors"), "--out", p("o"))
     check(r.returncode == 1 and "nonexistent.safetensors" in r.stderr, "missing batch file named")
+    # An extern function from a C library, called through libffi.
+    with open(p("ext.fep"), "w") as f:
+        f.write('model ext\nextern softsign(x) = "%s:softsign" grad "softsign_grad"\n'
+                'input x : [3]\nparam W : [2, 3] = normal(1)\n'
+                'latent h : [2] ~ normal(softsign(W @ x))\nobserved y : [2] ~ normal(h)\n' % SOFTSIGN)
+    write_st(p("ext_batch.safetensors"), {"x": rng.normal(size=(2, 3)), "y": np.zeros((2, 2))})
+    r = fepc("grad", p("ext.fep"), "--batch", p("ext_batch.safetensors"), "--out", p("ext_out.safetensors"),
+             "--rule", "bp", "--dtype", "f64", "--seed", "2")
+    check(r.returncode == 0, "extern model runs: " + r.stderr)
+    if r.returncode == 0:
+        ext = read_st(p("ext_out.safetensors"))
+        h = ext["value.h"]
+        check(h.shape == (2, 2) and np.all(np.abs(h) < 1), "softsign output inside (-1, 1)")
+        check(np.allclose(ext["error.y"], -h, atol=1e-6), "error.y = y - h with y = 0")
+    with open(p("noext.fep"), "w") as f:
+        f.write('model noext\nextern f(x) = "/nonexistent/libnope.so:f" grad "g"\n'
+                'input x : [1]\nlatent h : [1] ~ normal(f(x))\n')
+    write_st(p("noext_batch.safetensors"), {"x": np.zeros((1, 1))})
+    r = fepc("grad", p("noext.fep"), "--batch", p("noext_batch.safetensors"), "--out", p("o"))
+    check(r.returncode == 1 and "libnope.so" in r.stderr, "unloadable extern library named: " + r.stderr)
+
     leftovers = [f for f in os.listdir(tmp) if ".tmp." in f]
     check(not leftovers, "no temp files left: %s" % leftovers)
 
