@@ -92,6 +92,7 @@ typedef enum BufKind {
     BUF_VGRAD,      /* ∂F/∂v of a relaxed node */
     BUF_GRAD,       /* ∂F/∂θ summed over the batch */
     BUF_ENERGY,     /* per-sample energy, shape [] batched */
+    BUF_COEFF,      /* runtime coefficients of a closed-form solve, unbatched */
 } BufKind;
 
 typedef struct Buffer {
@@ -196,6 +197,7 @@ typedef enum PhaseId {
     PHASE_ENERGY,       /* energy ← per-sample F */
     PHASE_PARAM_GRAD,   /* grad.θ ← ∂F/∂θ summed over the batch */
     PHASE_ADVANCE,      /* prev.x ← x (end of a stream step) */
+    PHASE_SOLVE,        /* fpa in closed form: every relaxed value after n steps at once */
     N_PHASES
 } PhaseId;
 
@@ -226,6 +228,8 @@ typedef struct Program {
     bool relaxes;         /* false for bp: one sweep, no relaxation loop */
     bool learn_each_step; /* ipc: parameters step at every relaxation step */
     NodeId *error_nodes;  /* per tensor: its error expression (printers name it ε_v) */
+    int solve_coeff_buf;  /* PHASE_SOLVE's coefficient buffer (c_k = P[Bin(n, η) ≥ k]), or -1 */
+    int solve_depth;      /* number of coefficients (longest relaxed path) */
 } Program;
 
 /* ---- graph.c ---- */

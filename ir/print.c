@@ -225,7 +225,8 @@ void ir_print_graph(FILE *out, const Model *m)
     fprintf(out, "# model %s: %d nodes, %d buffers\n", m->name, g->n_nodes, m->n_buffers);
     for (int b = 0; b < m->n_buffers; b++)
         fprintf(out, "buffer %-16s %-8s %s\n", m->buffers[b].name,
-                (const char *[]){"param", "const", "value", "prev", "forward", "error", "vgrad", "grad", "energy"}[m->buffers[b].kind],
+                (const char *[]){"param", "const", "value", "prev", "forward", "error", "vgrad", "grad", "energy",
+                                 "coeff"}[m->buffers[b].kind],
                 shape_text(m, m->buffers[b].shape, m->buffers[b].batched, sh, sizeof sh));
     for (NodeId id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];
@@ -245,7 +246,8 @@ void ir_print_graph(FILE *out, const Model *m)
     }
 }
 
-static const char *phase_names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad", "advance"};
+static const char *phase_names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
+                                            "advance", "solve"};
 
 static void print_phases(const Printer *pr, const Program *p)
 {

@@ -328,6 +328,101 @@ static void derive_relaxation(Deriver *dv)
     emit_energy(dv, energy);
 }
 
+/* ---- fpa in closed form ----
+ *
+ * With frozen Jacobians, unit precisions and Jacobi Euler steps of size η
+ * from ε(0) = 0, the errors obey ε(t+1) = (1 − η) ε(t) + η (M ε(t) + b):
+ * b is the drive from clamped children, M sends child errors to parents
+ * and is nilpotent on a DAG.  Then ε_i(n) = Σ_k P[Bin(n, η) ≥ k] a_i^(k),
+ * where a_i^(k) is the message reaching i along paths of exactly k edges
+ * (a^(1) = Mᵀ-free drive b, a^(k) = M a^(k−1)).  PHASE_SOLVE writes
+ * v_i = v̄_i + ε_i(n) for every relaxed node in one sweep; the runtime fills
+ * the coefficients c_k for the n and η it runs with. */
+
+static bool solve_applies(const Deriver *dv)
+{
+    const Model *m = dv->m;
+    if (dv->p->rule.kind != RULE_FPA || m->train.integrator != INTEGRATOR_EULER || m->train.momentum != 0 ||
+        m->train.tol != 0 || m->has_prev)
+        return false;
+    for (int t = 0; t < m->n_tensors; t++)
+        if (dv->relaxed[t] && (m->tensors[t].dist != DIST_NORMAL || m->tensors[t].prec != NO_NODE))
+            return false;
+    return true;
+}
+
+/* The message a node's frozen arguments send to each relaxed parent when
+ * seeded with `seed` on the mean: leaf[fwd_i] after one reverse sweep. */
+static NodeId *messages(Deriver *dv, int t, NodeId seed_on_mean)
+{
+    NodeId *leaf = new_leaf_map(dv);
+    NodeId mean = arg_at(dv, dv->m->tensors[t].mean);
+    ir_vjp(dv->g, mean, ir_reduce_to(dv->g, seed_on_mean, ir_node_shape(dv->g, mean), dv->g->nodes[mean].batched),
+           leaf, dv->n_leaf, dv->p->rule.no_derivative);
+    return leaf;
+}
+
+static void derive_fpa_solve(Deriver *dv)
+{
+    Model *m = dv->m;
+    int n = m->n_tensors, depth = 0;
+    /* parts[t][k-1] = a_t^(k); walking in reverse topological order, every
+     * child's parts are complete before its parents need them. */
+    NodeId **parts = arena_alloc(m->arena, sizeof *parts * (size_t)(n + 1));
+    int *n_parts = arena_alloc(m->arena, sizeof *n_parts * (size_t)(n + 1));
+    for (int t = 0; t < n; t++) {
+        parts[t] = arena_alloc(m->arena, sizeof **parts * (size_t)(n + 1));
+        for (int k = 0; k <= n; k++)
+            parts[t][k] = NO_NODE;
+    }
+    for (int i = m->n_topo - 1; i >= 0; i--) {
+        int c = m->topo[i];
+        const Tensor *child = &m->tensors[c];
+        if (child->dist == DIST_NONE || dv->readout[c])
+            continue;
+        int levels = dv->relaxed[c] ? n_parts[c] : 1;
+        for (int k = 0; k < levels; k++) {
+            NodeId seed;
+            if (dv->relaxed[c]) {
+                if (parts[c][k] == NO_NODE)
+                    continue;
+                seed = ir_neg(dv->g, parts[c][k]);     /* ∂E_c/∂mean = −ε_c */
+            } else {
+                Seeds s = seeds_of(dv, c, value_of(dv, c), arg_at(dv, child->mean), arg_at(dv, child->prec));
+                seed = s.mean;
+            }
+            NodeId *leaf = messages(dv, c, seed);
+            for (int p = 0; p < n; p++) {
+                if (!dv->relaxed[p] || leaf[dv->fwd_buf[p]] == NO_NODE)
+                    continue;
+                int level = dv->relaxed[c] ? k + 1 : 0;     /* a^(level+1) */
+                NodeId msg = ir_neg(dv->g, leaf[dv->fwd_buf[p]]);
+                add_into(dv->g, &parts[p][level], msg);
+                if (level + 1 > n_parts[p])
+                    n_parts[p] = level + 1;
+                if (n_parts[p] > depth)
+                    depth = n_parts[p];
+            }
+        }
+    }
+    if (depth == 0)
+        return;
+    Shape coeff_shape = {.rank = 1, .dims = {depth}};
+    int coeff = ir_model_buffer(m, BUF_COEFF, "solve.coeff", ir_shape_id(dv->g, &coeff_shape), false, -1);
+    NodeId coeffs = load_buf(dv, coeff);
+    for (int t = 0; t < n; t++) {
+        if (!dv->relaxed[t])
+            continue;
+        NodeId value = load_buf(dv, dv->fwd_buf[t]);
+        for (int k = 0; k < n_parts[t]; k++)
+            if (parts[t][k] != NO_NODE)
+                value = ir_add(dv->g, value, ir_mul(dv->g, ir_slice(dv->g, coeffs, k, k + 1, NULL), parts[t][k]));
+        assign(dv->p, PHASE_SOLVE, m->arena, m->tensors[t].buf, ir_broadcast(dv->g, value, tensor_shape(dv, t), true));
+    }
+    dv->p->solve_coeff_buf = coeff;
+    dv->p->solve_depth = depth;
+}
+
 /* ---- bp: one exact reverse sweep at the feedforward values ---- */
 
 static void derive_bp(Deriver *dv)
@@ -438,10 +533,13 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped)
             dv.frozen_map[m->tensors[t].buf] = load_buf(&dv, dv.fwd_buf[t]);
 
     derive_init(&dv);
+    p->solve_coeff_buf = -1;
     if (rule.kind == RULE_BP)
         derive_bp(&dv);
     else
         derive_relaxation(&dv);
+    if (solve_applies(&dv))
+        derive_fpa_solve(&dv);
     derive_readout(&dv);
     derive_advance(&dv);
     p->relaxes = p->relaxes && driven(&dv, clamped);

@@ -44,6 +44,7 @@ typedef struct Session {
     bool *clamped;        /* per tensor */
     TrainConfig cfg;
     bool *borrowed;       /* per buffer: storage owned by another session */
+    bool solve_enabled;   /* use a program's closed-form solve when it has one */
     char error[512];
 } Session;
 

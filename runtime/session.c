@@ -126,6 +126,7 @@ Session *session_new(Diag *d, Model *m, const TrainConfig *cfg, int batch, bool 
     s->engine = engine;
     s->st.batch = batch;
     s->st.f64 = f64;
+    s->solve_enabled = true;
     s->clamped = xcalloc((size_t)m->n_tensors + 1, 1);
     if (!session_rederive(s, d, cfg->rule, pass_clamp_set(m, observed_clamped))) {
         snprintf(err, errlen, "%s", s->error);
@@ -379,12 +380,45 @@ static void euler_step(Session *s, double step_size)
     }
 }
 
+/* P[Binomial(n, η) ≥ k]: the share of a k-hop message that n Jacobi steps
+ * of size η deliver.  The upper tail is summed directly in [0, 1] (accurate
+ * when small); outside it the same polynomial is 1 − the lower tail. */
+static double binomial_tail(int n, double eta, int k)
+{
+    if (k > n)
+        return 0;
+    double total = 0;
+    bool upper = eta >= 0 && eta <= 1;
+    for (int j = upper ? k : 0; j <= (upper ? n : k - 1); j++) {
+        double log_c = lgamma(n + 1.0) - lgamma(j + 1.0) - lgamma(n - j + 1.0);
+        double term = exp(log_c) * pow(eta, j) * pow(1 - eta, n - j);
+        total += term;
+    }
+    return upper ? total : 1 - total;
+}
+
+/* fpa in closed form: one phase replaces `steps` Euler steps exactly. */
+static bool solve(Session *s, int steps, double step_size)
+{
+    int depth = s->program->solve_depth;
+    double *c = xmalloc(sizeof *c * (size_t)depth);
+    for (int k = 0; k < depth; k++)
+        c[k] = binomial_tail(steps, step_size, k + 1);
+    session_set(s, s->program->solve_coeff_buf, c);
+    free(c);
+    return run(s, PHASE_SOLVE);
+}
+
 int session_relax(Session *s, int steps, double step_size, Optimizer *each_step)
 {
     if (!run(s, PHASE_INIT))
         return -1;
     int taken = 0;
-    if (s->program->relaxes) {
+    if (s->program->relaxes && s->program->solve_coeff_buf >= 0 && s->solve_enabled) {
+        if (!solve(s, steps, step_size))
+            return -1;
+        taken = steps;
+    } else if (s->program->relaxes) {
         for (; taken < steps; taken++) {
             if (!run(s, PHASE_VALUE_GRAD))
                 return -1;

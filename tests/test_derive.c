@@ -134,6 +134,7 @@ static void test_fpa_equals_bp_at_unit_step(void **state)
         fpa.c.model->train.steps = n + 1;
         kit_session(&fpa, RULE_FPA, 3, true);
         kit_session(&bp, RULE_BP, 3, true);
+        fpa.s->solve_enabled = seed % 3 != 0;   /* both the loop and the closed form */
         bind_random_data(&fpa, seed);
         bind_random_data(&bp, seed);
         assert_true(session_relax(fpa.s, n + 1, 1.0, NULL) >= 0);
@@ -179,6 +180,7 @@ static void test_fpa_chain_binomial_law(void **state)
     kit_compile(&bp, text);
     kit_session(&fpa, RULE_FPA, 2, true);
     kit_session(&bp, RULE_BP, 2, true);
+    fpa.s->solve_enabled = false;   /* the law is checked on the Euler loop itself */
     bind_random_data(&fpa, 7);
     bind_random_data(&bp, 7);
     assert_true(session_relax(fpa.s, steps, eta, NULL) == steps);
@@ -239,6 +241,37 @@ static void test_scalar_graph_reference_values(void **state)
     kit_free(&bp);
 }
 
+/* The closed-form fpa solve reproduces the Euler loop exactly (values,
+ * errors, gradients) on random DAGs with mixed path lengths, for step
+ * sizes inside and outside (0, 1] and several step counts. */
+static void test_fpa_solve_equals_iteration(void **state)
+{
+    static const double etas[] = {0.1, 0.5, 1.0, 1.3};
+    static const int steps[] = {0, 1, 7, 20};
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        Gen g;
+        int n;
+        build_dag(&g, seed + 200, seed % 2 == 0, &n);
+        Kit loop, closed;
+        kit_compile(&loop, g.text);
+        kit_compile(&closed, g.text);
+        kit_session(&loop, RULE_FPA, 2, true);
+        kit_session(&closed, RULE_FPA, 2, true);
+        assert_true(closed.s->program->solve_coeff_buf >= 0);
+        loop.s->solve_enabled = false;
+        bind_random_data(&loop, seed);
+        bind_random_data(&closed, seed);
+        double eta = etas[seed % 4];
+        int count = steps[(seed / 4) % 4];
+        assert_true(session_relax(loop.s, count, eta, NULL) == count);
+        assert_true(session_relax(closed.s, count, eta, NULL) == count);
+        assert_true(session_param_grads(loop.s) && session_param_grads(closed.s));
+        expect_same_outputs(&loop, &closed, 1e-12);
+        kit_free(&loop);
+        kit_free(&closed);
+    }
+}
+
 /* pc: vgrad.v and grad.θ are the derivatives of the energy at the current
  * values, checked by central differences on random DAG models. */
 static void test_pc_gradients_are_energy_derivatives(void **state)
@@ -297,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fpa_equals_bp_at_unit_step),
         cmocka_unit_test(test_fpa_chain_binomial_law),
+        cmocka_unit_test(test_fpa_solve_equals_iteration),
         cmocka_unit_test(test_scalar_graph_reference_values),
         cmocka_unit_test(test_pc_gradients_are_energy_derivatives),
     };
