@@ -234,6 +234,8 @@ NodeId ir_build(Graph *g, Op op, const NodeId *in, const Attr *attr, const Shape
     return ir_intern(g, op, op_info[op].arity, in, ir_shape_id(g, &out), batched, NULL, g->cur_span);
 }
 
+static bool is_fill(const Graph *g, NodeId x, double *value);
+
 /* For derivation code: a shape failure here is a compiler bug. */
 static NodeId must(NodeId id, const BuildError *err, const char *what)
 {
@@ -274,7 +276,12 @@ NodeId ir_matmul(Graph *g, NodeId a, NodeId b, int flags, BuildError *err)
 {
     NodeId in[2] = {a, b};
     Attr at = {.ints = {flags}};
-    return ir_build(g, OP_MATMUL, in, &at, NULL, false, err);
+    NodeId r = ir_build(g, OP_MATMUL, in, &at, NULL, false, err);
+    double v;
+    /* A product with zeros (h[t-1] before the first step) is zeros. */
+    if (r != NO_NODE && ((is_fill(g, a, &v) && v == 0) || (is_fill(g, b, &v) && v == 0)))
+        return ir_fill(g, 0, ir_node_shape(g, r), g->nodes[r].batched);
+    return r;
 }
 
 NodeId ir_reduce_to(Graph *g, NodeId x, const Shape *shape, bool batched)

@@ -174,12 +174,50 @@ static void eval_reduce_to(Interp *in, NodeId id, double *out)
 
 /* ---- matrix products ---- */
 
+/* C[M×N] += op(A) op(B) with single-precision accumulation: what an f32
+ * execution computes (sgemm for large products, a float loop otherwise). */
+static void gemm_f32(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta, const double *B,
+                     int64_t ldb, bool tb, double *C, int64_t ldc)
+{
+    int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
+    float *a = xmalloc(sizeof *a * (size_t)(na + 1)), *b = xmalloc(sizeof *b * (size_t)(nb + 1));
+    float *c = xmalloc(sizeof *c * (size_t)(M * N + 1));
+    for (int64_t i = 0; i < na; i++)
+        a[i] = (float)A[i];
+    for (int64_t i = 0; i < nb; i++)
+        b[i] = (float)B[i];
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++)
+            c[i * N + j] = (float)C[i * ldc + j];
+    if (M * N * K >= 32768) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1.0f, a, (int)lda, b, (int)ldb, 1.0f, c, (int)N);
+    } else {
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t p = 0; p < K; p++) {
+                float x = ta ? a[p * lda + i] : a[i * lda + p];
+                for (int64_t j = 0; j < N; j++)
+                    c[i * N + j] += x * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            }
+    }
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++)
+            C[i * ldc + j] = c[i * N + j];
+    free(a);
+    free(b);
+    free(c);
+}
+
 /* C[M×N] += op(A) op(B), row-major, with leading dimensions.  Large
  * products go to BLAS (the same sums, in a faster order); small ones, which
  * dominate filtering models, stay in the plain loop. */
 static void gemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta, const double *B,
-                 int64_t ldb, bool tb, double *C, int64_t ldc)
+                 int64_t ldb, bool tb, double *C, int64_t ldc, bool f32)
 {
+    if (f32) {
+        gemm_f32(M, N, K, A, lda, ta, B, ldb, tb, C, ldc);
+        return;
+    }
     if (M * N * K >= 32768) {
         cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
                     (int)K, 1.0, A, (int)lda, B, (int)ldb, 1.0, C, (int)ldc);
@@ -225,9 +263,10 @@ static void eval_matmul(Interp *in, NodeId id, double *out)
     bool ab = in->g->nodes[a].batched, bb = in->g->nodes[b].batched;
     int64_t batch = in->st->batch, sa = va.rows * va.cols, sb = vb.rows * vb.cols;
     const double *A = in->values[a].data, *B = in->values[b].data;
+    bool f32 = !in->st->f64;
     memset(out, 0, sizeof *out * (size_t)node_len(in, id));
     if (!ab && !bb) {
-        gemm(M, N, K, A, va.cols, ta, B, vb.cols, tb, out, N);
+        gemm(M, N, K, A, va.cols, ta, B, vb.cols, tb, out, N, f32);
         return;
     }
     bool sum = flags & MM_SUM_BATCH;
@@ -235,17 +274,17 @@ static void eval_matmul(Interp *in, NodeId id, double *out)
      * Only for an untransposed column: a stored [n, 1] with MM_TRANS_B is
      * a row (op(B) is [1, n]) and takes the general loop below. */
     if (!ab && bb && vb.cols == 1 && !tb && !sum) {
-        gemm(batch, M, K, B, K, false, A, va.cols, !ta, out, M);
+        gemm(batch, M, K, B, K, false, A, va.cols, !ta, out, M, f32);
         return;
     }
     /* Σ_b u_b v_bᵀ for batched column u and row v: Uᵀ V. */
     if (ab && bb && sum && K == 1 && !ta && !tb && va.cols == 1 && vb.rows == 1) {
-        gemm(M, N, batch, A, M, true, B, N, false, out, N);
+        gemm(M, N, batch, A, M, true, B, N, false, out, N, f32);
         return;
     }
     for (int64_t s = 0; s < batch; s++)
         gemm(M, N, K, A + (ab ? s * sa : 0), va.cols, ta, B + (bb ? s * sb : 0), vb.cols, tb,
-             out + (sum ? 0 : s * M * N), N);
+             out + (sum ? 0 : s * M * N), N, f32);
 }
 
 /* ---- last-axis and axis-0 structure ---- */

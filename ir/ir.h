@@ -93,6 +93,7 @@ typedef enum BufKind {
     BUF_GRAD,       /* ∂F/∂θ summed over the batch */
     BUF_ENERGY,     /* per-sample energy, shape [] batched */
     BUF_COEFF,      /* runtime coefficients of a closed-form solve, unbatched */
+    BUF_TEMP,       /* a compiled phase's intermediate (passes/plan.c) */
 } BufKind;
 
 typedef struct Buffer {
@@ -228,6 +229,7 @@ typedef struct Program {
     bool relaxes;         /* false for bp: one sweep, no relaxation loop */
     bool learn_each_step; /* ipc: parameters step at every relaxation step */
     NodeId *error_nodes;  /* per tensor: its error expression (printers name it ε_v) */
+    uint64_t uid;         /* unique in the process: caches of compiled code key on it */
     int solve_coeff_buf;  /* PHASE_SOLVE's coefficient buffer (c_k = P[Bin(n, η) ≥ k]), or -1 */
     int solve_depth;      /* number of coefficients (longest relaxed path) */
 } Program;

@@ -9,6 +9,10 @@
 
 #include <string.h>
 
+/* Family bounds stay within what an index expression can name (lower_expr.c
+ * takes integer constants up to 1e9) and what Tensor.family_index holds. */
+static const long FAMILY_BOUND = 1000000000L;
+
 /* "a param", "an input": the kind of a declaration with its article. */
 static const char *decl_word(AstDeclKind k)
 {
@@ -154,9 +158,16 @@ static void declare(Lowerer *lw, int i)
                    d->family_lo, d->family_hi);
         return;
     }
-    if (d->family_hi - d->family_lo > 10000) {
-        diag_error(lw->diag, d->family_span, "family range %ld..%ld has %ld steps; at most 10000 are allowed",
-                   d->family_lo, d->family_hi, d->family_hi - d->family_lo);
+    /* unsigned: hi - lo of two extreme longs must not overflow */
+    unsigned long steps = (unsigned long)d->family_hi - (unsigned long)d->family_lo;
+    if (steps > 10000) {
+        diag_error(lw->diag, d->family_span, "family range %ld..%ld has %lu steps; at most 10000 are allowed",
+                   d->family_lo, d->family_hi, steps);
+        return;
+    }
+    if (d->family_lo < -FAMILY_BOUND || d->family_hi > FAMILY_BOUND) {
+        diag_error(lw->diag, d->family_span, "family range %ld..%ld must lie within -%ld..%ld", d->family_lo,
+                   d->family_hi, FAMILY_BOUND, FAMILY_BOUND);
         return;
     }
     Family *f = &lw->families[lw->n_families++];
@@ -187,6 +198,43 @@ static bool fits_node(Lowerer *lw, int ti, NodeId arg, Span span, const char *wh
                    ir_shape_str(as, a, sizeof a), t->name, ir_shape_str(ts, b, sizeof b));
     }
     return ok;
+}
+
+/* A precision or variance that is a known constant (a number, or a const
+ * tensor whose INIT is already lowered) must be positive: finds an entry
+ * that is not. */
+static bool nonpositive_constant(const Model *m, NodeId p, double *bad)
+{
+    const Graph *g = &m->g;
+    const Node *n = ir_node(g, p);
+    const Attr *a = ir_node_attr(g, p);
+    if (n->op == OP_FILL) {
+        *bad = a->num;
+        return !(a->num > 0);
+    }
+    if (n->op != OP_LOAD)
+        return false;
+    const Buffer *b = &m->buffers[a->ints[0]];
+    if (b->kind != BUF_CONST || b->tensor < 0 || !m->tensors[b->tensor].has_init)
+        return false;
+    const Init *init = &m->tensors[b->tensor].init;
+    switch (init->kind) {
+    case INIT_ZEROS:
+        *bad = 0;
+        return true;
+    case INIT_VALUE:
+        *bad = init->a;
+        return !(init->a > 0);
+    case INIT_LITERAL:
+        for (int64_t i = 0; i < init->n_values; i++)
+            if (!(init->values[i] > 0)) {
+                *bad = init->values[i];
+                return true;
+            }
+        return false;
+    default:
+        return false;
+    }
 }
 
 static void lower_normal(Lowerer *lw, int ti, const AstExpr *call)
@@ -237,6 +285,12 @@ static void lower_normal(Lowerer *lw, int ti, const AstExpr *call)
         if (p == NO_NODE ||
             !fits_node(lw, ti, p, (prec ? prec : var)->span, prec ? "the precision has" : "the variance has", false))
             return;
+        double bad;
+        if (nonpositive_constant(lw->model, p, &bad)) {
+            diag_error(lw->diag, (prec ? prec : var)->span, "argument '%s' to 'normal' expects a positive number, got %g",
+                       prec ? "prec" : "var", bad);
+            return;
+        }
         if (var)
             p = ir_div(g, ir_scalar(g, 1), p);
     }
@@ -268,9 +322,10 @@ static void lower_dist(Lowerer *lw, int ti, const AstExpr *call)
                    call->name, call->n_args);
         return;
     }
+    static const char *const logits_kw[] = {"logits"};
     if (call->args[0].name && strcmp(call->args[0].name, "logits")) {
-        diag_error(lw->diag, call->args[0].name_span, "unknown argument '%s' to '%s'; expected logits",
-                   call->args[0].name, call->name);
+        diag_error(lw->diag, call->args[0].name_span, "unknown argument '%s' to '%s'%s", call->args[0].name,
+                   call->name, hint_or_list(lw, call->args[0].name, logits_kw, 1));
         return;
     }
     NodeId logits = lower_expr(lw, call->args[0].value);

@@ -5,8 +5,11 @@
  * the REPL report the same error for the same bad value. */
 #include "lower.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
+
+#define SEED_MAX (1L << 53)   /* seeds are read as doubles, exact up to 2^53 */
 
 static const char *const train_keys[] = {"rule", "steps", "step_size", "optimizer", "batch",
                                          "epochs", "seed", "integrator", "momentum", "tol"};
@@ -301,13 +304,18 @@ static bool expect_number(Lowerer *lw, const AstExpr *v, const char *key, double
     return true;
 }
 
-static bool expect_int(Lowerer *lw, const AstExpr *v, const char *key, long lo, long *out)
+/* An integer in [lo, hi]. */
+static bool expect_int(Lowerer *lw, const AstExpr *v, const char *key, long lo, long hi, long *out)
 {
     double x;
     if (!expect_number(lw, v, key, &x))
         return false;
-    if (x != floor(x) || x < (double)lo || x > 1e12) {
+    if (x != floor(x) || x < (double)lo) {
         diag_error(lw->diag, v->span, "train key '%s' expects an integer >= %ld, got %g", key, lo, x);
+        return false;
+    }
+    if (x > (double)hi) {
+        diag_error(lw->diag, v->span, "train key '%s' expects an integer <= %ld, got %g", key, hi, x);
         return false;
     }
     *out = (long)x;
@@ -396,9 +404,10 @@ static const char *arg_of(Lowerer *lw, const char *arg, const AstExpr *call)
 static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
 {
     static const char *const rules[] = {"pc", "fpa", "ipc", "bp", "ar"};
-    const AstExpr *head = v;
-    if (v->kind == AST_CALL)
-        head = &(AstExpr){.kind = AST_NAME, .name = v->name, .span = v->name_span};
+    /* pc(backward = ...) is chosen by its callee name; this must outlive
+     * the choice below (a compound literal in an if body would not). */
+    AstExpr callee = {.kind = AST_NAME, .name = v->name, .span = v->name_span};
+    const AstExpr *head = v->kind == AST_CALL ? &callee : v;
     int kind;
     if (!choice(lw, head, "rule", "train key 'rule'", rules, 5, &kind))
         return;
@@ -502,16 +511,16 @@ bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, c
     else if (!strcmp(key, "optimizer"))
         train_optimizer(&lw, v, t);
     else if (!strcmp(key, "steps")) {
-        if (expect_int(&lw, v, key, 0, &n))
+        if (expect_int(&lw, v, key, 0, INT_MAX, &n))
             t->steps = (int)n;
     } else if (!strcmp(key, "batch")) {
-        if (expect_int(&lw, v, key, 1, &n))
+        if (expect_int(&lw, v, key, 1, INT_MAX, &n))
             t->batch = (int)n;
     } else if (!strcmp(key, "epochs")) {
-        if (expect_int(&lw, v, key, 0, &n))
+        if (expect_int(&lw, v, key, 0, INT_MAX, &n))
             t->epochs = (int)n;
     } else if (!strcmp(key, "seed")) {
-        if (expect_int(&lw, v, key, 0, &n))
+        if (expect_int(&lw, v, key, 0, SEED_MAX, &n))
             t->seed = (uint64_t)n;
     } else if (!strcmp(key, "step_size")) {
         if (expect_positive(&lw, v, key, &x))

@@ -226,7 +226,7 @@ void ir_print_graph(FILE *out, const Model *m)
     for (int b = 0; b < m->n_buffers; b++)
         fprintf(out, "buffer %-16s %-8s %s\n", m->buffers[b].name,
                 (const char *[]){"param", "const", "value", "prev", "forward", "error", "vgrad", "grad", "energy",
-                                 "coeff"}[m->buffers[b].kind],
+                                 "coeff", "temp"}[m->buffers[b].kind],
                 shape_text(m, m->buffers[b].shape, m->buffers[b].batched, sh, sizeof sh));
     for (NodeId id = 0; id < g->n_nodes; id++) {
         const Node *n = &g->nodes[id];

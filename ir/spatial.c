@@ -66,6 +66,13 @@ bool shape_pool(const Graph *g, const NodeId *in, const Attr *attr, const Shape 
         build_fail(err, "pooling expects an input [C, H, W] at least %d × %d, got %s", k, k, ir_shape_str(x, a, sizeof a));
         return false;
     }
+    /* gather(s, v) reads v at s's window maxima: v must have s's shape */
+    if (op_info[attr->ints[3]].arity == 2 && !ir_shape_eq(ir_node_shape(g, in[1]), x)) {
+        char b[64];
+        build_fail(err, "maxpool selects on %s but gathers from %s; the shapes must match", ir_shape_str(x, a, sizeof a),
+                   ir_shape_str(ir_node_shape(g, in[1]), b, sizeof b));
+        return false;
+    }
     *out = (Shape){.rank = 3, .dims = {x->dims[0], x->dims[1] / k, x->dims[2] / k}};
     *batched = g->nodes[in[0]].batched || (op_info[attr->ints[3]].arity == 2 && g->nodes[in[1]].batched);
     return true;
@@ -107,6 +114,17 @@ NodeId ir_avgpool(Graph *g, NodeId x, int k, BuildError *err)
 
 static const Node *node(Graph *g, NodeId id) { return &g->nodes[id]; }
 
+/* Gives r (already of like's per-sample shape) like's batching: the batch
+ * sum when r is batched and like is not, a broadcast when like is batched
+ * and r is not (the cotangent of a batch-summed back_kernel is unbatched,
+ * yet its batched operand needs one per sample). */
+static NodeId fit(Graph *g, NodeId r, NodeId like)
+{
+    if (node(g, r)->batched && !node(g, like)->batched)
+        return ir_reduce_to(g, r, ir_node_shape(g, like), false);
+    return ir_broadcast(g, r, ir_node_shape(g, like), node(g, like)->batched);
+}
+
 /* Makes a kernel cotangent: batch-summed when the kernel is shared. */
 static NodeId back_kernel(Graph *g, NodeId x, NodeId grad, const Attr *conv, NodeId kernel)
 {
@@ -122,7 +140,7 @@ static NodeId back_input(Graph *g, NodeId grad, NodeId kernel, const Attr *conv,
 {
     Attr a = {.ints = {conv->ints[0], conv->ints[1]}};
     NodeId r = spatial(g, OP_CONV2D_BACK_INPUT, grad, kernel, a, ir_node_shape(g, x), any_batched(g, grad, kernel));
-    return ir_reduce_to(g, r, ir_node_shape(g, x), node(g, x)->batched);
+    return fit(g, r, x);
 }
 
 static NodeId conv(Graph *g, NodeId x, NodeId kernel, const Attr *conv_attr, NodeId like)
@@ -131,7 +149,7 @@ static NodeId conv(Graph *g, NodeId x, NodeId kernel, const Attr *conv_attr, Nod
     NodeId r = ir_conv2d(g, x, kernel, conv_attr->ints[0], conv_attr->ints[1], &err);
     if (r == NO_NODE)
         fep_die("conv2d vjp: %s", err.message);
-    return ir_reduce_to(g, r, ir_node_shape(g, like), node(g, like)->batched);
+    return fit(g, r, like);
 }
 
 /* ---- VJPs (see the table in the header comment) ---- */

@@ -502,7 +502,9 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped)
 {
     if (!rule_supported(d, m, rule))
         return NULL;
+    static _Atomic uint64_t next_uid = 1;   /* ids only ever increase; never reused */
     Program *p = arena_alloc(m->arena, sizeof *p);
+    p->uid = next_uid++;
     p->model = m;
     p->rule = rule;
     p->clamped = arena_alloc(m->arena, (size_t)m->n_tensors + 1);

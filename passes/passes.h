@@ -23,6 +23,30 @@ bool *pass_clamp_set(Model *m, bool observed_clamped);
  * when the rule or one of its options cannot apply to this model. */
 Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped);
 
+/* ---- plan.c ---- */
+/* How one phase executes as compiled code: which nodes get storage (in
+ * evaluation order) and where; every other node is computed inline inside
+ * the loop of the elementwise node that uses it. */
+typedef struct PhasePlan {
+    NodeId *order;        /* materialized nodes, inputs before users */
+    int n_order;
+    int *home;            /* per node id: the buffer holding its value, or -1 (inline) */
+    int n_nodes;
+    Assign *copies;       /* after all nodes: dst ← buffer of src (hazards, aliases) */
+    int n_copies;
+} PhasePlan;
+
+typedef struct Plan {
+    PhasePlan phases[N_PHASES];
+} Plan;
+
+/* Requires: a derived Program.  Produces: a Plan; registers one BUF_TEMP
+ * buffer per materialized intermediate (sessions allocate them like any
+ * buffer).  Never mutates the graph. */
+Plan *pass_plan(Model *m, const Program *p);
+/* True when a node can be computed inside an elementwise loop. */
+bool plan_inlinable_op(Op op);
+
 /* ---- pipeline.c ---- */
 typedef struct Compiler {
     Arena arena;          /* owns the AST, the model and every program */

@@ -29,6 +29,9 @@ void init_fill(const Init *init, const Shape *shape, Rng *rng, double *out);
 /* ---- session.c ---- */
 typedef struct Engine {
     const char *name;
+    /* Called once per derived program before storage is sized; may
+     * register buffers (compiled code's temporaries).  NULL = nothing. */
+    bool (*prepare)(void *ctx, Program *p, bool f64, char *err, size_t errlen);
     bool (*run_phase)(void *ctx, const Program *p, PhaseId phase, Storage *st, char *err, size_t errlen);
     void *ctx;
 } Engine;

@@ -17,7 +17,7 @@ static bool interp_run(void *ctx, const Program *p, PhaseId phase, Storage *st, 
     return ir_interp_phase(p, phase, st, err, errlen);
 }
 
-Engine engine_interp(void) { return (Engine){"interp", interp_run, NULL}; }
+Engine engine_interp(void) { return (Engine){"interp", NULL, interp_run, NULL}; }
 
 static void fail(Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(Session *s, const char *fmt, ...)
@@ -108,6 +108,11 @@ bool session_rederive(Session *s, Diag *d, RuleSpec rule, const bool *clamped)
     Program *p = pass_derive(d, s->model, rule, clamped);
     if (!p) {
         fail(s, "cannot derive rule %s for this model", ir_rule_name(rule.kind));
+        return false;
+    }
+    char err[512];
+    if (s->engine.prepare && !s->engine.prepare(s->engine.ctx, p, s->st.f64, err, sizeof err)) {
+        fail(s, "%s engine: %s", s->engine.name, err);
         return false;
     }
     s->program = p;

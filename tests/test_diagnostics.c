@@ -1,13 +1,12 @@
 /* test_diagnostics.c — the catalogue of errors found after parsing: names,
- * shapes, INIT, distributions, externs, families and the train block
- * (ir/lower*.c), cycles (passes/check.c) and rules (passes/derive.c).
- *
- * One test per error class asserts the exact message, its line:col and the
- * source text under the caret; a few also assert the full rendering.  A
- * robustness test feeds thousands of single-token mutations of every model
- * in models/ through compile_model and pass_derive: no crash, and every
- * failure carries at least one error with a message and a span inside the
- * text.  Set FEP_FUZZ_DUMP=FILE to write each mutant there before use. */
+ * shapes, INIT, distributions, externs, families, the train block (ir/lower*.c),
+ * cycles (passes/check.c) and rules (passes/derive.c).  Each error class gets
+ * its exact message, line:col and the text under the caret; a few the whole
+ * rendering.  A robustness test runs thousands of single-token mutations of
+ * every models/ file through compile_model and pass_derive: no crash, and every
+ * failure has an error with a message and a span inside the text.  Knobs:
+ * FEP_FUZZ_N (mutants per model, 2000), FEP_FUZZ_DEPTH (stacked mutations, 1),
+ * FEP_FUZZ_DUMP=FILE (write each mutant first), FEP_FUZZ_MESSAGES (print them). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -254,11 +253,19 @@ static void test_normal_arguments(void **state)
                  "unknown argument 'pre' to 'normal'; did you mean 'prec'?");
     expect_error(X3 "latent h : [3] ~ normal(x, prec = 2, var = 3)\n", 2, 44, "3",
                  "give either prec or var to 'normal', not both");
+    expect_error(X3 "latent h : [3] ~ normal(x, var = 0)\n", 2, 34, "0",
+                 "argument 'var' to 'normal' expects a positive number, got 0");
+    expect_error(X3 "latent h : [3] ~ normal(x, prec = [1, -2, 3])\n", 2, 35, "[1, -2, 3]",
+                 "argument 'prec' to 'normal' expects a positive number, got -2");
+    expect_error("const P : [3] = zeros\n" X3 "latent h : [3] ~ normal(x, prec = P)\n", 3, 35, "P",
+                 "argument 'prec' to 'normal' expects a positive number, got 0");
     expect_error(X3 "latent h : [3] ~ normal(x, 2)\n", 2, 28, "2",
                  "'normal' takes one positional argument (the mean); name the others, as in prec = P");
     expect_error(X3 "latent h : [3] ~ normal(x, mean = 2)\n", 2, 28, "mean", "argument 'mean' given twice to 'normal'");
     expect_error(X3 "latent h : [3] ~ normal(prec = 2)\n", 2, 18, "normal(prec = 2)", "missing argument 'mean' to 'normal'");
     expect_error(X3 "observed y : [3] ~ bernoulli(p = x)\n", 2, 30, "p", "unknown argument 'p' to 'bernoulli'; expected logits");
+    expect_error(X3 "observed y : [3] ~ bernoulli(logit = x)\n", 2, 30, "logit",
+                 "unknown argument 'logit' to 'bernoulli'; did you mean 'logits'?");
     expect_ok(X3 "observed y : [3] ~ bernoulli(logits = x)\nlatent h : [3] ~ normal(mean = x, var = 2)\n");
 }
 
@@ -341,6 +348,8 @@ static void test_bad_train_values(void **state)
     expect_error(OK_MODEL "train { steps = -1 }\n", 3, 17, "-1", "train key 'steps' expects an integer >= 0, got -1");
     expect_error(OK_MODEL "train { steps = 2.5 }\n", 3, 17, "2.5", "train key 'steps' expects an integer >= 0, got 2.5");
     expect_error(OK_MODEL "train { steps = x }\n", 3, 17, "x", "train key 'steps' expects a number");
+    expect_error(OK_MODEL "train { steps = 1e11 }\n", 3, 17, "1e11",
+                 "train key 'steps' expects an integer <= 2147483647, got 1e+11");
     expect_error(OK_MODEL "train { batch = 0 }\n", 3, 17, "0", "train key 'batch' expects an integer >= 1, got 0");
     expect_error(OK_MODEL "train { step_size = 0 }\n", 3, 21, "0", "train key 'step_size' expects a positive number, got 0");
     expect_error(OK_MODEL "train { momentum = 1 }\n", 3, 20, "1", "train key 'momentum' expects a number in [0, 1), got 1");
@@ -435,6 +444,12 @@ static void test_family(void **state)
                  "empty family range 5..3: the end is exclusive, so it must be greater than the start");
     expect_error("input x[t in 0..20000] : [3]\n", 1, 8, "[t in 0..20000]",
                  "family range 0..20000 has 20000 steps; at most 10000 are allowed");
+    expect_error("input x[t in -9000000000000000000..9000000000000000000] : [3]\n", 1, 8,
+                 "[t in -9000000000000000000..9000000000000000000]",
+                 "family range -9000000000000000000..9000000000000000000 has 18000000000000000000 steps; "
+                 "at most 10000 are allowed");
+    expect_error("input x[t in 2147483640..2147483650] : [3]\n", 1, 8, "[t in 2147483640..2147483650]",
+                 "family range 2147483640..2147483650 must lie within -1000000000..1000000000");
     expect_error("input x[t in 0..3] : [3]\nobserved y : [3] ~ normal(x[0:2])\n", 2, 27, "x[0:2]",
                  "a family of nodes cannot be sliced; index one element");
     expect_error("input x[t in 0..3] : [3]\nobserved y : [3] ~ normal(x[u])\n", 2, 29, "u",
@@ -728,8 +743,9 @@ static void test_mutations(void **state)
     }
     int per_text = getenv("FEP_FUZZ_N") ? atoi(getenv("FEP_FUZZ_N")) : 2000;
     int total = 0, compiled = 0;
-    Buf buf = {0};
-    Tok *toks = malloc(sizeof *toks * 4096);
+    int depth = getenv("FEP_FUZZ_DEPTH") ? atoi(getenv("FEP_FUZZ_DEPTH")) : 1;
+    Buf buf = {0}, buf2 = {0};
+    Tok *toks = malloc(sizeof *toks * 4096), *toks2 = malloc(sizeof *toks2 * 4096);
     for (int m = 0; m < n_texts; m++) {
         int n = tokenize(texts[m], toks, 4096);
         assert_true(n > 0);
@@ -739,6 +755,18 @@ static void test_mutations(void **state)
         for (int k = 0; k < per_text; k++) {
             char what[96];
             const char *mutant = mutate(&rng, texts[m], toks, n, &buf, what, sizeof what);
+            /* FEP_FUZZ_DEPTH=D stacks D mutations (exploration; 1 in CI) */
+            for (int extra_depth = 1; mutant && extra_depth < depth; extra_depth++) {
+                char *prev = strdup(mutant);
+                int pn = tokenize(prev, toks2, 4096);
+                mutant = pn ? mutate(&rng, prev, toks2, pn, &buf2, what, sizeof what) : NULL;
+                if (mutant) {
+                    buf.len = 0;
+                    put(&buf, mutant, strlen(mutant));
+                    mutant = buf.p;
+                }
+                free(prev);
+            }
             if (!mutant)
                 continue;
             total++;
@@ -748,7 +776,9 @@ static void test_mutations(void **state)
     print_message("%d mutants, %d compiled and derived\n", total, compiled);
     assert_true(total >= 3000);
     free(toks);
+    free(toks2);
     free(buf.p);
+    free(buf2.p);
     for (int i = 0; i < n_texts; i++)
         free(texts[i]);
 }

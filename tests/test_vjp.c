@@ -25,6 +25,11 @@
  * from a fixed-seed xorshift generator, so every run checks the same cases;
  * a failure prints the case (seed, op, shapes) and the offending element.
  *
+ * Spatial ops (ir/spatial.c) are also checked against naive reference
+ * formulas written here.  maxpool inputs are distinct values 0.01 apart, so
+ * no finite-difference step moves a window's argmax; the relu ∘ conv2d ∘
+ * maxpool composite skips draws within 1e-3 of a kink or a tie.
+ *
  * FEP_SOFTSIGN_SO (compile definition) is the path of libsoftsign.so built
  * from tests/softsign.c, the library behind the EXTERN case. */
 #include <setjmp.h>
@@ -1080,6 +1085,682 @@ static void test_composite_random(void **state)
     }
 }
 
+/* ---- spatial ops (ir/spatial.c): conv2d, maxpool, avgpool and their VJP ops ---- */
+
+/* Per-sample shapes are [C, H, W]; kernels [O, C, kh, kw]. */
+typedef struct ConvCase {
+    int C, H, W, O, kh, kw, stride, pad;
+} ConvCase;
+
+/* floor((n + 2p − k) / s) + 1; n + 2p ≥ k, so C division is the floor. */
+static int conv_out(int n, int k, int s, int p) { return (n + 2 * p - k) / s + 1; }
+
+static Shape conv_x_shape(const ConvCase *cc) { return shape_of(3, cc->C, cc->H, cc->W); }
+static Shape conv_y_shape(const ConvCase *cc)
+{
+    return shape_of(3, cc->O, conv_out(cc->H, cc->kh, cc->stride, cc->pad), conv_out(cc->W, cc->kw, cc->stride, cc->pad));
+}
+static Shape conv_k_shape(const ConvCase *cc)
+{
+    Shape s = {.rank = 4, .dims = {cc->O, cc->C, cc->kh, cc->kw}};
+    return s;
+}
+
+static ConvCase rand_conv_case(Rng *r, int stride, int pad)
+{
+    ConvCase cc = {.C = rng_int(r, 1, 3), .H = rng_int(r, 3, 7), .W = rng_int(r, 3, 7), .O = rng_int(r, 1, 3),
+                   .kh = rng_int(r, 1, 3), .kw = rng_int(r, 1, 3), .stride = stride, .pad = pad};
+    return cc;
+}
+
+static void describe_conv(Fx *fx, const char *what, const ConvCase *cc, const char *mode)
+{
+    fx_describe(fx, "%s: x [%d, %d, %d], K [%d, %d, %d, %d], stride %d, pad %d, %s (batch %d)", what, cc->C, cc->H,
+                cc->W, cc->O, cc->C, cc->kh, cc->kw, cc->stride, cc->pad, mode, fx->batch);
+}
+
+/* The reference: cross-correlation of one sample with an explicitly
+ * zero-padded copy of x (no bounds tests), y[o, i, j] =
+ * Σ_{c,u,v} K[o, c, u, v] · xpad[c, i·s + u, j·s + v]. */
+static void naive_conv(const ConvCase *cc, const double *x, const double *K, double *y)
+{
+    int p = cc->pad, s = cc->stride;
+    int hp = cc->H + 2 * p, wp = cc->W + 2 * p;
+    int ho = conv_out(cc->H, cc->kh, s, p), wo = conv_out(cc->W, cc->kw, s, p);
+    double *xp = calloc((size_t)(cc->C * hp * wp), sizeof *xp);
+    assert_non_null(xp);
+    for (int c = 0; c < cc->C; c++)
+        for (int r = 0; r < cc->H; r++)
+            for (int q = 0; q < cc->W; q++)
+                xp[(c * hp + r + p) * wp + q + p] = x[(c * cc->H + r) * cc->W + q];
+    for (int o = 0; o < cc->O; o++)
+        for (int i = 0; i < ho; i++)
+            for (int j = 0; j < wo; j++) {
+                double acc = 0;
+                for (int c = 0; c < cc->C; c++)
+                    for (int u = 0; u < cc->kh; u++)
+                        for (int v = 0; v < cc->kw; v++)
+                            acc += K[((o * cc->C + c) * cc->kh + u) * cc->kw + v] * xp[(c * hp + i * s + u) * wp + j * s + v];
+                y[(o * ho + i) * wo + j] = acc;
+            }
+    free(xp);
+}
+
+/* got against want, element by element, to rounding (1e-12 of the scale). */
+static void expect_values(const Fx *fx, const char *what, const double *got, const double *want, int64_t n)
+{
+    double scale = 1;
+    for (int64_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= 1e-12 * scale))
+            fail_msg("%s: %s[%lld] = %.15g, the reference gives %.15g", fx->what, what, (long long)i, got[i], want[i]);
+}
+
+static double *eval_alloc(Fx *fx, NodeId y)
+{
+    int64_t n = node_len(fx, y);
+    double *v = calloc((size_t)(n ? n : 1), sizeof *v);
+    assert_non_null(v);
+    eval(fx, y, v);
+    return v;
+}
+
+/* Asserts y's per-sample shape and batching. */
+static void expect_type(const Fx *fx, NodeId y, const Shape *want, bool batched)
+{
+    char s1[64], s2[64];
+    const Shape *got = ir_node_shape(fx->g, y);
+    if (!ir_shape_eq(got, want) || (bool)ir_node(fx->g, y)->batched != batched)
+        fail_msg("%s: result is %s%s, expected %s%s", fx->what, ir_shape_str(got, s1, sizeof s1),
+                 ir_node(fx->g, y)->batched ? " batched" : "", ir_shape_str(want, s2, sizeof s2),
+                 batched ? " batched" : "");
+}
+
+/* The three batchings of (x, K) the brief names, plus K batched alone. */
+static const struct {
+    bool xb, kb;
+    const char *name;
+} CONV_MODES[] = {
+    {true, false, "x batched, K shared"},
+    {true, true, "both batched"},
+    {false, false, "both unbatched"},
+    {false, true, "x shared, K batched"},
+};
+
+/* conv2d: the result's type, its values against naive_conv, and d/dx, d/dK
+ * by finite differences, for every stride ∈ {1, 2, 3} × pad ∈ {0, 1, 2} in
+ * each batching of (x, K). */
+static void test_conv2d(void **state)
+{
+    (void)state;
+    Rng r = rng_seeded(1701);
+    for (size_t m = 0; m < sizeof CONV_MODES / sizeof *CONV_MODES; m++)
+        for (int stride = 1; stride <= 3; stride++)
+            for (int pad = 0; pad <= 2; pad++) {
+                bool xb = CONV_MODES[m].xb, kb = CONV_MODES[m].kb;
+                /* batch 1 once per mode: a batch axis of one sample */
+                Fx *fx = fx_new(rng_next(&r), stride == 2 && pad == 1 ? 1 : rng_int(&r, 2, 3));
+                ConvCase cc = rand_conv_case(&r, stride, pad);
+                describe_conv(fx, "conv2d", &cc, CONV_MODES[m].name);
+                Shape xs = conv_x_shape(&cc), ks = conv_k_shape(&cc), ys = conv_y_shape(&cc);
+                NodeId x = fx_input(fx, &xs, xb, D_WIDE);
+                NodeId K = fx_input(fx, &ks, kb, D_WIDE);
+                BuildError err = {""};
+                NodeId y = ir_conv2d(fx->g, x, K, stride, pad, &err);
+                if (y == NO_NODE)
+                    fail_msg("%s: %s", fx->what, err.message);
+                assert_int_equal(ir_node(fx->g, y)->op, OP_CONV2D);
+                expect_type(fx, y, &ys, xb || kb);
+                /* forward values, sample by sample */
+                double *got = eval_alloc(fx, y);
+                int64_t nx = ir_numel(&xs), nk = ir_numel(&ks), ny = ir_numel(&ys);
+                double *want = calloc((size_t)ny, sizeof *want);
+                assert_non_null(want);
+                int samples = xb || kb ? fx->batch : 1;
+                for (int s = 0; s < samples; s++) {
+                    naive_conv(&cc, buf_data(fx, load_buf(fx, x)) + (xb ? s * nx : 0),
+                               buf_data(fx, load_buf(fx, K)) + (kb ? s * nk : 0), want);
+                    expect_values(fx, "conv2d", got + s * ny, want, ny);
+                }
+                free(got);
+                free(want);
+                check_vjp(fx, y);
+                fx_free(fx);
+            }
+}
+
+/* Builds a spatial node directly (as spatial.c's VJP helpers do). */
+static NodeId build_spatial(Fx *fx, Op op, NodeId a, NodeId b, Attr attr, const Shape *given, bool batched)
+{
+    NodeId in[2] = {a, b};
+    BuildError err = {""};
+    NodeId y = ir_build(fx->g, op, in, &attr, given, batched, &err);
+    if (y == NO_NODE)
+        fail_msg("%s: %s: %s", fx->what, op_info[op].name, err.message);
+    assert_int_equal(ir_node(fx->g, y)->op, op);
+    return y;
+}
+
+/* Second order, directly: dx = conv2d_back_input(g, K) as a function of
+ * both its inputs (its VJP is conv2d and conv2d_back_kernel). */
+static void test_conv2d_back_input(void **state)
+{
+    (void)state;
+    Rng r = rng_seeded(1801);
+    for (size_t m = 0; m < sizeof CONV_MODES / sizeof *CONV_MODES; m++)
+        for (int trial = 0; trial < 6; trial++) {
+            bool gb = CONV_MODES[m].xb, kb = CONV_MODES[m].kb;
+            Fx *fx = fx_new(rng_next(&r), rng_int(&r, 2, 3));
+            ConvCase cc = rand_conv_case(&r, 1 + trial % 3, trial / 2 % 3);
+            describe_conv(fx, "conv2d_back_input", &cc, gb ? (kb ? "g, K batched" : "g batched, K shared")
+                                                          : (kb ? "g shared, K batched" : "g, K unbatched"));
+            Shape xs = conv_x_shape(&cc), ks = conv_k_shape(&cc), ys = conv_y_shape(&cc);
+            NodeId gy = fx_input(fx, &ys, gb, D_WIDE);
+            NodeId K = fx_input(fx, &ks, kb, D_WIDE);
+            NodeId dx = build_spatial(fx, OP_CONV2D_BACK_INPUT, gy, K, (Attr){.ints = {cc.stride, cc.pad}}, &xs,
+                                      gb || kb);
+            expect_type(fx, dx, &xs, gb || kb);
+            check_vjp(fx, dx);
+            fx_free(fx);
+        }
+}
+
+/* Second order, directly: dK = conv2d_back_kernel(x, g), per sample or
+ * batch-summed (MM_SUM_BATCH, the shared-kernel case), as a function of
+ * both inputs (its VJP is conv2d_back_input and conv2d). */
+static void test_conv2d_back_kernel(void **state)
+{
+    (void)state;
+    static const struct {
+        bool xb, gb, sum;
+        const char *name;
+    } modes[] = {
+        {true, true, true, "x, g batched, batch-summed"},
+        {true, true, false, "x, g batched, per sample"},
+        {false, false, false, "x, g unbatched"},
+        {true, false, true, "x batched, g shared, batch-summed"},
+        {false, true, true, "x shared, g batched, batch-summed"},
+        {false, true, false, "x shared, g batched, per sample"},
+    };
+    Rng r = rng_seeded(1901);
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++)
+        for (int trial = 0; trial < 5; trial++) {
+            bool xb = modes[m].xb, gb = modes[m].gb, sum = modes[m].sum;
+            Fx *fx = fx_new(rng_next(&r), rng_int(&r, 2, 3));
+            ConvCase cc = rand_conv_case(&r, 1 + trial % 3, (trial + (int)m) % 3);
+            describe_conv(fx, "conv2d_back_kernel", &cc, modes[m].name);
+            Shape xs = conv_x_shape(&cc), ks = conv_k_shape(&cc), ys = conv_y_shape(&cc);
+            NodeId x = fx_input(fx, &xs, xb, D_WIDE);
+            NodeId gy = fx_input(fx, &ys, gb, D_WIDE);
+            bool out_b = (xb || gb) && !sum;
+            NodeId dK = build_spatial(fx, OP_CONV2D_BACK_KERNEL, x, gy,
+                                      (Attr){.ints = {cc.stride, cc.pad, sum ? MM_SUM_BATCH : 0}}, &ks, out_b);
+            expect_type(fx, dK, &ks, out_b);
+            check_vjp(fx, dK);
+            fx_free(fx);
+        }
+}
+
+/* Second order, the way a derivation meets it: the cotangents ir_vjp makes
+ * for conv2d(x, K) under a cotangent input g (dx = back_input(g, K)
+ * reduced to x's type, dK = back_kernel(x, g) batch-summed for a shared
+ * K), each FD-checked as a function of the original leaves and g. */
+static void test_conv2d_second_order(void **state)
+{
+    (void)state;
+    Rng r = rng_seeded(2001);
+    for (size_t m = 0; m < sizeof CONV_MODES / sizeof *CONV_MODES; m++)
+        for (int trial = 0; trial < 4; trial++) {
+            bool xb = CONV_MODES[m].xb, kb = CONV_MODES[m].kb;
+            Fx *fx = fx_new(rng_next(&r), rng_int(&r, 2, 3));
+            ConvCase cc = rand_conv_case(&r, rng_int(&r, 1, 3), rng_int(&r, 0, 2));
+            Shape xs = conv_x_shape(&cc), ks = conv_k_shape(&cc), ys = conv_y_shape(&cc);
+            NodeId x = fx_input(fx, &xs, xb, D_WIDE);
+            NodeId K = fx_input(fx, &ks, kb, D_WIDE);
+            NodeId gy = fx_input(fx, &ys, xb || kb, D_WIDE);
+            BuildError err = {""};
+            NodeId y = ir_conv2d(fx->g, x, K, cc.stride, cc.pad, &err);
+            if (y == NO_NODE)
+                fail_msg("%s", err.message);
+            NodeId *leaf = fx_vjp(fx, y, gy, false);
+            NodeId dx = leaf[load_buf(fx, x)], dK = leaf[load_buf(fx, K)];
+            free(leaf);
+            assert_int_not_equal(dx, NO_NODE);
+            assert_int_not_equal(dK, NO_NODE);
+            expect_type(fx, dx, &xs, xb);
+            expect_type(fx, dK, &ks, kb);
+            /* a shared kernel's cotangent is one batch-summed back_kernel
+             * (MM_SUM_BATCH), not a per-sample one reduced afterwards */
+            if (xb && !kb) {
+                assert_int_equal(ir_node(fx->g, dK)->op, OP_CONV2D_BACK_KERNEL);
+                assert_int_equal(ir_node_attr(fx->g, dK)->ints[2], MM_SUM_BATCH);
+            }
+            /* dx reads g and K, never x; dK reads x and g, never K */
+            describe_conv(fx, "d/dx of conv2d as a function", &cc, CONV_MODES[m].name);
+            fx->expect_grad[0] = false, fx->expect_grad[1] = fx->expect_grad[2] = true;
+            check_vjp(fx, dx);
+            describe_conv(fx, "d/dK of conv2d as a function", &cc, CONV_MODES[m].name);
+            fx->expect_grad[1] = false, fx->expect_grad[0] = fx->expect_grad[2] = true;
+            check_vjp(fx, dK);
+            fx_free(fx);
+        }
+}
+
+/* Fills an input with distinct values ≥ 0.01 apart in a random order, so
+ * no window holds a near-tie and a finite-difference step (≤ 2e-6) never
+ * moves an argmax. */
+static void fill_distinct(Fx *fx, NodeId load, Rng *r)
+{
+    int b = load_buf(fx, load);
+    int64_t n = buf_len(fx, b);
+    double *x = buf_data(fx, b);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 0.01 * (double)(i - n / 2) + 0.003;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rng_next(r) % (uint64_t)(i + 1));
+        double t = x[i];
+        x[i] = x[j];
+        x[j] = t;
+    }
+}
+
+/* A side in [k, 7] that is not a multiple of k when k > 1 (floor pooling
+ * drops the remainder rows/columns). */
+static int pool_side(Rng *r, int k)
+{
+    for (;;) {
+        int n = rng_int(r, k, 7);
+        if (k == 1 || n % k)
+            return n;
+    }
+}
+
+/* The reference maxpool of one sample: out[c, i, j] = v[argmax of s over
+ * the window] (the first maximum in row-major order). */
+static void naive_maxpool(int C, int H, int W, int k, const double *s, const double *v, double *out)
+{
+    int ho = H / k, wo = W / k;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < ho; i++)
+            for (int j = 0; j < wo; j++) {
+                int best = -1;
+                for (int u = 0; u < k; u++)
+                    for (int w = 0; w < k; w++) {
+                        int at = (c * H + i * k + u) * W + j * k + w;
+                        if (best < 0 || s[at] > s[best])
+                            best = at;
+                    }
+                out[(c * ho + i) * wo + j] = v[best];
+            }
+}
+
+/* maxpool(x, k) = gather(s = x, v = x): values against the naive max, and
+ * d/dx (the cotangent lands on each window's maximum; rows and columns
+ * past the last whole window get zero). */
+static void test_maxpool(void **state)
+{
+    (void)state;
+    Rng r = rng_seeded(2101);
+    for (int k = 1; k <= 3; k++)
+        for (int trial = 0; trial < 6; trial++) {
+            Fx *fx = fx_new(rng_next(&r), rng_int(&r, 2, 3));
+            int C = rng_int(&r, 1, 3), H = pool_side(&r, k), W = pool_side(&r, k);
+            bool xb = trial % 3 != 2;
+            fx_describe(fx, "maxpool k = %d of [%d, %d, %d]%s (batch %d)", k, C, H, W, xb ? " batched" : "",
+                        fx->batch);
+            Shape xs = shape_of(3, C, H, W), ys = shape_of(3, C, H / k, W / k);
+            NodeId x = fx_input(fx, &xs, xb, D_WIDE);
+            fill_distinct(fx, x, &r);
+            BuildError err = {""};
+            NodeId y = ir_maxpool(fx->g, x, k, &err);
+            if (y == NO_NODE)
+                fail_msg("%s: %s", fx->what, err.message);
+            assert_int_equal(ir_node(fx->g, y)->op, OP_MAXPOOL_GATHER);
+            expect_type(fx, y, &ys, xb);
+            double *got = eval_alloc(fx, y);
+            int64_t nx = ir_numel(&xs), ny = ir_numel(&ys);
+            double *want = calloc((size_t)ny, sizeof *want);
+            assert_non_null(want);
+            for (int s = 0; s < (xb ? fx->batch : 1); s++) {
+                const double *xv = buf_data(fx, load_buf(fx, x)) + s * nx;
+                naive_maxpool(C, H, W, k, xv, xv, want);
+                expect_values(fx, "maxpool", got + s * ny, want, ny);
+            }
+            free(got);
+            free(want);
+            check_vjp(fx, y);
+            fx_free(fx);
+        }
+}
+
+/* The four batchings of (selector, value). */
+static const struct {
+    bool sb, vb;
+    const char *name;
+} SEL_MODES[] = {
+    {true, true, "s, v batched"},
+    {false, true, "s shared, v batched"},
+    {true, false, "s batched, v shared"},
+    {false, false, "s, v unbatched"},
+};
+
+/* The selector of gather/scatter is piecewise constant: ir_vjp must send
+ * it nothing, or a cotangent that evaluates to zero. */
+static void expect_no_selector_grad(Fx *fx, NodeId y, NodeId sel)
+{
+    int cbuf;
+    NodeId seed = fx_cotangent(fx, y, &cbuf);
+    NodeId *leaf = fx_vjp(fx, y, seed, false);
+    NodeId ds = leaf[load_buf(fx, sel)];
+    free(leaf);
+    if (ds == NO_NODE)
+        return;
+    double *v = eval_alloc(fx, ds);
+    for (int64_t i = 0; i < node_len(fx, ds); i++)
+        if (v[i] != 0)
+            fail_msg("%s: the selector received a nonzero cotangent %g at %lld", fx->what, v[i], (long long)i);
+    free(v);
+}
+
+/* gather(s, v) and scatter(s, g) with a selector s separate from the
+ * value: values against the reference, d/dvalue by finite differences, and
+ * d/ds is nothing (FD over s is also taken, and must be zero). */
+static void test_maxpool_gather_scatter(void **state)
+{
+    (void)state;
+    Rng r = rng_seeded(2201);
+    for (int scatter = 0; scatter < 2; scatter++)
+        for (size_t m = 0; m < sizeof SEL_MODES / sizeof *SEL_MODES; m++)
+            for (int k = 1; k <= 3; k++) {
+                bool sb = SEL_MODES[m].sb, vb = SEL_MODES[m].vb;
+                Fx *fx = fx_new(rng_next(&r), rng_int(&r, 2, 3));
+                int C = rng_int(&r, 1, 3), H = pool_side(&r, k), W = pool_side(&r, k);
+                fx_describe(fx, "maxpool %s k = %d, s [%d, %d, %d], %s (batch %d)", scatter ? "scatter" : "gather", k,
+                            C, H, W, SEL_MODES[m].name, fx->batch);
+                Shape big = shape_of(3, C, H, W), small = shape_of(3, C, H / k, W / k);
+                NodeId s = fx_input(fx, &big, sb, D_WIDE);
+                fill_distinct(fx, s, &r);
+                fx->expect_grad[0] = false;
+                NodeId v = fx_input(fx, scatter ? &small : &big, vb, D_WIDE);
+                Attr a = {.ints = {k}};
+                NodeId y;
+                if (scatter) {
+                    y = build_spatial(fx, OP_MAXPOOL_SCATTER, s, v, a, &big, sb || vb);
+                    expect_type(fx, y, &big, sb || vb);
+                } else {
+                    NodeId in[2] = {s, v};
+                    BuildError err = {""};
+                    y = ir_build(fx->g, OP_MAXPOOL_GATHER, in, &a, NULL, false, &err);
+                    if (y == NO_NODE)
+                        fail_msg("%s: %s", fx->what, err.message);
+                    expect_type(fx, y, &small, sb || vb);
+                }
+                /* values: gather picks v at the window maxima of s; scatter
+                 * puts g there and zero elsewhere */
+                double *got = eval_alloc(fx, y);
+                int64_t nb = ir_numel(&big), ns = ir_numel(&small), ny = scatter ? nb : ns;
+                double *want = calloc((size_t)nb, sizeof *want);
+                double *index = calloc((size_t)nb, sizeof *index);
+                double *pos = calloc((size_t)ns, sizeof *pos);
+                assert_true(want && index && pos);
+                for (int64_t i = 0; i < nb; i++)
+                    index[i] = (double)i;   /* gathering the indices finds each window's argmax */
+                for (int b = 0; b < (sb || vb ? fx->batch : 1); b++) {
+                    const double *sv = buf_data(fx, load_buf(fx, s)) + (sb ? b * nb : 0);
+                    const double *vv = buf_data(fx, load_buf(fx, v)) + (vb ? b * (scatter ? ns : nb) : 0);
+                    if (scatter) {
+                        naive_maxpool(C, H, W, k, sv, index, pos);
+                        memset(want, 0, sizeof *want * (size_t)nb);
+                        for (int64_t i = 0; i < ns; i++)
+                            want[(int64_t)pos[i]] = vv[i];
+                    } else {
+                        naive_maxpool(C, H, W, k, sv, vv, want);
+                    }
+                    expect_values(fx, scatter ? "scatter" : "gather", got + b * ny, want, ny);
+                }
+                free(got);
+                free(want);
+                free(index);
+                free(pos);
+                check_vjp(fx, y);
+                expect_no_selector_grad(fx, y, s);
+                fx_free(fx);
+            }
+}
+
+/* The reference average pool of one sample (floor: the remainder is dropped). */
+static void naive_avgpool(int C, int H, int W, int k, const double *x, double *out)
+{
+    int ho = H / k, wo = W / k;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < ho; i++)
+            for (int j = 0; j < wo; j++) {
+                double acc = 0;
+                for (int u = 0; u < k; u++)
+                    for (int w = 0; w < k; w++)
+                        acc += x[(c * H + i * k + u) * W + j * k + w];
+                out[(c * ho + i) * wo + j] = acc / (k * k);
+            }
+}
+
+/* avgpool(x, k), and avgpool_back(g) (g / k² spread over each window,
+ * zero past the last whole window) as a function of g. */
+static void test_avgpool(void **state)
+{
+    (void)state;
+    Rng r = rng_seeded(2301);
+    for (int back = 0; back < 2; back++)
+        for (int k = 1; k <= 3; k++)
+            for (int trial = 0; trial < 6; trial++) {
+                Fx *fx = fx_new(rng_next(&r), rng_int(&r, 2, 3));
+                int C = rng_int(&r, 1, 3);
+                /* odd trials: sides that are not multiples of k (k > 1) */
+                int H = trial & 1 ? pool_side(&r, k) : k * rng_int(&r, 1, 7 / k);
+                int W = trial & 1 ? pool_side(&r, k) : rng_int(&r, k, 7);
+                bool xb = trial % 3 != 2;
+                fx_describe(fx, "%s k = %d, x [%d, %d, %d]%s (batch %d)", back ? "avgpool_back" : "avgpool", k, C, H, W,
+                            xb ? " batched" : "", fx->batch);
+                Shape big = shape_of(3, C, H, W), small = shape_of(3, C, H / k, W / k);
+                Attr a = {.ints = {k}};
+                NodeId x = fx_input(fx, back ? &small : &big, xb, D_WIDE), y;
+                if (back) {
+                    y = build_spatial(fx, OP_AVGPOOL_BACK, x, NO_NODE, a, &big, xb);
+                    expect_type(fx, y, &big, xb);
+                } else {
+                    BuildError err = {""};
+                    y = ir_avgpool(fx->g, x, k, &err);
+                    if (y == NO_NODE)
+                        fail_msg("%s: %s", fx->what, err.message);
+                    assert_int_equal(ir_node(fx->g, y)->op, OP_AVGPOOL);
+                    expect_type(fx, y, &small, xb);
+                }
+                double *got = eval_alloc(fx, y);
+                int64_t nb = ir_numel(&big), ns = ir_numel(&small);
+                double *want = calloc((size_t)nb, sizeof *want);
+                assert_non_null(want);
+                for (int s = 0; s < (xb ? fx->batch : 1); s++) {
+                    const double *xv = buf_data(fx, load_buf(fx, x)) + s * (back ? ns : nb);
+                    if (back) {   /* out[c, r, q] = g[c, r / k, q / k] / k² inside the windows */
+                        for (int c = 0; c < C; c++)
+                            for (int rr = 0; rr < H; rr++)
+                                for (int q = 0; q < W; q++)
+                                    want[(c * H + rr) * W + q] =
+                                        rr < H / k * k && q < W / k * k
+                                            ? xv[(c * (H / k) + rr / k) * (W / k) + q / k] / (k * k)
+                                            : 0;
+                        expect_values(fx, "avgpool_back", got + s * nb, want, nb);
+                    } else {
+                        naive_avgpool(C, H, W, k, xv, want);
+                        expect_values(fx, "avgpool", got + s * ns, want, ns);
+                    }
+                }
+                free(got);
+                free(want);
+                check_vjp(fx, y);
+                fx_free(fx);
+            }
+}
+
+/* Smallest distance of the pre-activation from relu's kink, and of each
+ * positive window maximum from its runner-up, over every sample. */
+static double composite_margin(Fx *fx, NodeId pre, int O, int H, int W, int k)
+{
+    double *v = eval_alloc(fx, pre);
+    double margin = INFINITY;
+    int samples = ir_node(fx->g, pre)->batched ? fx->batch : 1;
+    for (int s = 0; s < samples; s++) {
+        const double *z = v + (int64_t)s * O * H * W;
+        for (int i = 0; i < O * H * W; i++)
+            margin = fmin(margin, fabs(z[i]));
+        for (int o = 0; o < O; o++)
+            for (int i = 0; i < H / k; i++)
+                for (int j = 0; j < W / k; j++) {
+                    double top = 0, second = 0;   /* relu outputs: ties at 0 pass nothing either way */
+                    for (int u = 0; u < k; u++)
+                        for (int w = 0; w < k; w++) {
+                            double t = fmax(0, z[(o * H + i * k + u) * W + j * k + w]);
+                            if (t > top)
+                                second = top, top = t;
+                            else if (t > second)
+                                second = t;
+                        }
+                    if (top > 0)
+                        margin = fmin(margin, top - second);
+                }
+    }
+    free(v);
+    return margin;
+}
+
+/* y = maxpool(relu(conv2d(x, K)), 2), x [1, 8, 8] batched, K [2, 1, 3, 3]
+ * shared, by finite differences w.r.t. x and K.  Draws whose relu inputs or
+ * window maxima come within 1e-3 of a kink or tie are skipped, so the FD
+ * steps (≤ 2e-6 · max(1, |x|), moving a conv output by < 1e-4) stay on one
+ * smooth piece. */
+static void test_spatial_composite(void **state)
+{
+    (void)state;
+    Rng r = rng_seeded(2401);
+    int done = 0;
+    for (int attempt = 0; attempt < 200 && done < 4; attempt++) {
+        Fx *fx = fx_new(rng_next(&r), 3);
+        fx_describe(fx, "maxpool(relu(conv2d(x [1, 8, 8] batched, K [2, 1, 3, 3])), 2), attempt %d", attempt);
+        Shape xs = shape_of(3, 1, 8, 8);
+        Shape ks = {.rank = 4, .dims = {2, 1, 3, 3}};
+        NodeId x = fx_input(fx, &xs, true, D_WIDE);
+        NodeId K = fx_input(fx, &ks, false, D_UNIT);
+        BuildError err = {""};
+        NodeId z = ir_conv2d(fx->g, x, K, 1, 0, &err);
+        if (z == NO_NODE)
+            fail_msg("%s: %s", fx->what, err.message);
+        if (composite_margin(fx, z, 2, 6, 6, 2) < 1e-3) {
+            fx_free(fx);
+            continue;
+        }
+        NodeId y = ir_maxpool(fx->g, ir_unary(fx->g, OP_RELU, z), 2, &err);
+        if (y == NO_NODE)
+            fail_msg("%s: %s", fx->what, err.message);
+        Shape ys = shape_of(3, 2, 3, 3);
+        expect_type(fx, y, &ys, true);
+        check_vjp(fx, y);
+        fx_free(fx);
+        done++;
+    }
+    assert_int_equal(done, 4);
+}
+
+/* A LOAD of a fresh buffer (not an FD input: the error cases evaluate nothing). */
+static NodeId plain_load(Fx *fx, const Shape *s, bool batched)
+{
+    char name[16];
+    snprintf(name, sizeof name, "t%d", fx->m->n_buffers);
+    int b = fx_buffer(fx, name, s, batched, batched ? BUF_VALUE : BUF_PARAM);
+    return ir_load(fx->g, b, ir_shape_id(fx->g, s), batched);
+}
+
+static void expect_error(const BuildError *err, NodeId got, const char *const *needles, int n)
+{
+    if (got != NO_NODE)
+        fail_msg("the builder accepted the node (expected: %s)", needles[0]);
+    for (int i = 0; i < n; i++)
+        if (!strstr(err->message, needles[i]))
+            fail_msg("the message \"%s\" does not mention \"%s\"", err->message, needles[i]);
+}
+
+#define EXPECT_ERROR(err, call, ...)                                                       \
+    do {                                                                                   \
+        static const char *const needles_[] = {__VA_ARGS__};                               \
+        strcpy((err).message, "(no message)");                                            \
+        NodeId got_ = (call);                                                              \
+        expect_error(&(err), got_, needles_, (int)(sizeof needles_ / sizeof *needles_));   \
+    } while (0)
+
+/* Shape rules: each misuse returns NO_NODE with a message naming the
+ * operands' shapes; the legal boundary cases next to each are accepted. */
+static void test_spatial_shape_errors(void **state)
+{
+    (void)state;
+    Fx *fx = fx_new(2501, 2);
+    fx_describe(fx, "spatial shape errors");
+    Graph *g = fx->g;
+    Shape x255 = shape_of(3, 2, 5, 5), x133 = shape_of(3, 1, 3, 3), x125 = shape_of(3, 1, 2, 5);
+    Shape k3333 = {.rank = 4, .dims = {3, 3, 3, 3}}, k2233 = {.rank = 4, .dims = {2, 2, 3, 3}};
+    Shape k1155 = {.rank = 4, .dims = {1, 1, 5, 5}}, k1113 = {.rank = 4, .dims = {1, 1, 1, 3}};
+    Shape mat = shape_of(2, 5, 5, 0);
+    NodeId x = plain_load(fx, &x255, true);
+    NodeId xs = plain_load(fx, &x133, true);
+    NodeId xt = plain_load(fx, &x125, true);
+    Shape x152 = shape_of(3, 1, 5, 2);
+    NodeId xw = plain_load(fx, &x152, true);
+    NodeId m2 = plain_load(fx, &mat, true);
+    NodeId Kbad = plain_load(fx, &k3333, false);
+    NodeId K = plain_load(fx, &k2233, false);
+    NodeId Kbig = plain_load(fx, &k1155, false);
+    NodeId Kwide = plain_load(fx, &k1113, false);
+    BuildError err;
+
+    /* channel mismatch: 2 input channels, the kernel expects 3 */
+    EXPECT_ERROR(err, ir_conv2d(g, x, Kbad, 1, 0, &err), "channel", "[2, 5, 5]", "[3, 3, 3, 3]");
+    assert_int_not_equal(ir_conv2d(g, x, K, 1, 0, &err), NO_NODE);
+    /* kernel larger than the padded input: 5 × 5 over 3 × 3 needs pad 1 */
+    EXPECT_ERROR(err, ir_conv2d(g, xs, Kbig, 1, 0, &err), "larger", "[1, 1, 5, 5]", "[1, 3, 3]");
+    NodeId fits = ir_conv2d(g, xs, Kbig, 1, 1, &err);
+    assert_int_not_equal(fits, NO_NODE);
+    Shape one = shape_of(3, 1, 1, 1);
+    assert_true(ir_shape_eq(ir_node_shape(g, fits), &one));
+    /* ... in one direction only: a 1 × 3 kernel fits [1, 2, 5], a 3 × 1
+     * kernel does not (height 3 > 2 + 2 · 0) */
+    assert_int_not_equal(ir_conv2d(g, xt, Kwide, 1, 0, &err), NO_NODE);
+    Shape k1131 = {.rank = 4, .dims = {1, 1, 3, 1}};
+    NodeId Ktall = plain_load(fx, &k1131, false);
+    EXPECT_ERROR(err, ir_conv2d(g, xt, Ktall, 1, 0, &err), "larger", "[1, 1, 3, 1]", "[1, 2, 5]");
+    /* stride 0 (and a negative one), negative padding */
+    EXPECT_ERROR(err, ir_conv2d(g, x, K, 0, 0, &err), "stride = 0");
+    EXPECT_ERROR(err, ir_conv2d(g, x, K, -1, 0, &err), "stride = -1");
+    EXPECT_ERROR(err, ir_conv2d(g, x, K, 1, -1, &err), "pad = -1");
+    /* wrong ranks */
+    EXPECT_ERROR(err, ir_conv2d(g, m2, K, 1, 0, &err), "[5, 5]", "[2, 2, 3, 3]");
+    EXPECT_ERROR(err, ir_conv2d(g, x, x, 1, 0, &err), "[2, 5, 5]");
+    /* pooling window larger than the input (in either direction), or < 1 */
+    EXPECT_ERROR(err, ir_maxpool(g, xt, 3, &err), "[1, 2, 5]", "3");
+    EXPECT_ERROR(err, ir_avgpool(g, xt, 3, &err), "[1, 2, 5]", "3");
+    EXPECT_ERROR(err, ir_maxpool(g, x, 6, &err), "[2, 5, 5]", "6");
+    EXPECT_ERROR(err, ir_avgpool(g, x, 6, &err), "[2, 5, 5]", "6");
+    EXPECT_ERROR(err, ir_maxpool(g, xw, 3, &err), "[1, 5, 2]", "3");
+    EXPECT_ERROR(err, ir_avgpool(g, xw, 3, &err), "[1, 5, 2]", "3");
+    EXPECT_ERROR(err, ir_maxpool(g, x, 0, &err), "[2, 5, 5]");
+    EXPECT_ERROR(err, ir_avgpool(g, m2, 2, &err), "[5, 5]");
+    assert_int_not_equal(ir_maxpool(g, xt, 2, &err), NO_NODE);
+    /* gather(s, v) with a value input of another shape than its selector
+     * (evaluating it would read v out of bounds) */
+    NodeId in[2] = {x, xs};
+    Attr pool2 = {.ints = {2}};
+    EXPECT_ERROR(err, ir_build(g, OP_MAXPOOL_GATHER, in, &pool2, NULL, false, &err), "[2, 5, 5]", "[1, 3, 3]");
+    assert_int_not_equal(ir_avgpool(g, x, 5, &err), NO_NODE);
+    fx_free(fx);
+}
+
 static int report_margin(void **state)
 {
     (void)state;
@@ -1115,6 +1796,15 @@ int main(void)
         TEST(test_unslice),
         TEST(test_composite_fixed),
         TEST(test_composite_random),
+        TEST(test_conv2d),
+        TEST(test_conv2d_back_input),
+        TEST(test_conv2d_back_kernel),
+        TEST(test_conv2d_second_order),
+        TEST(test_maxpool),
+        TEST(test_maxpool_gather_scatter),
+        TEST(test_avgpool),
+        TEST(test_spatial_composite),
+        TEST(test_spatial_shape_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,15 +14,37 @@ void kit_compile(Kit *k, const char *text)
         fail_msg("model did not compile:\n%s", text);
 }
 
-void kit_session(Kit *k, RuleKind rule, int batch, bool f64)
+void kit_session_engine(Kit *k, RuleKind rule, int batch, bool f64, Engine engine)
 {
     char err[512];
     Model *m = k->c.model;
     TrainConfig cfg = m->train;
     cfg.rule.kind = rule;
-    k->s = session_new(&k->c.diag, m, &cfg, batch, f64, true, engine_interp(), err, sizeof err);
+    k->s = session_new(&k->c.diag, m, &cfg, batch, f64, true, engine, err, sizeof err);
     if (!k->s)
         fail_msg("session: %s", err);
+}
+
+void kit_session(Kit *k, RuleKind rule, int batch, bool f64) { kit_session_engine(k, rule, batch, f64, engine_interp()); }
+
+void kit_random_data(Kit *k, uint64_t seed)
+{
+    const Model *m = k->c.model;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const Tensor *tensor = &m->tensors[t];
+        if (tensor->role != ROLE_INPUT && tensor->role != ROLE_OBSERVED)
+            continue;
+        if (tensor->dist != DIST_CATEGORICAL) {
+            kit_randomize(k, tensor->name, -1, 1, seed + 17 * (uint64_t)t);
+            continue;
+        }
+        int64_t n = kit_len(k, tensor->name), width = ir_numel(ir_shape(&m->g, tensor->shape));
+        double *v = calloc((size_t)n, sizeof *v);
+        for (int64_t b = 0; b < n / width; b++)
+            v[b * width + (b * 7 + (int64_t)seed) % width] = 1;
+        kit_set(k, tensor->name, v);
+        free(v);
+    }
 }
 
 void kit_free(Kit *k)

@@ -23,6 +23,10 @@ typedef struct Kit {
 void kit_compile(Kit *k, const char *text);
 /* Opens a session with the given rule, observed nodes clamped. */
 void kit_session(Kit *k, RuleKind rule, int batch, bool f64);
+void kit_session_engine(Kit *k, RuleKind rule, int batch, bool f64, Engine engine);
+/* Fills every input and observed node with seeded data (one-hot labels for
+ * categorical nodes). */
+void kit_random_data(Kit *k, uint64_t seed);
 void kit_free(Kit *k);
 
 int kit_buf(const Kit *k, const char *name);            /* fails if missing */

@@ -6,7 +6,7 @@
 #ifndef FEP_CLI_H
 #define FEP_CLI_H
 
-#include "../runtime/runtime.h"
+#include "../codegen/codegen.h"
 
 typedef struct TrainOverride {
     const char *key;      /* train key spelled with '_' (step_size) */
@@ -35,6 +35,9 @@ typedef struct Options {
 /* Compiles opt->model_path and applies --key value overrides; false after
  * diagnostics on stderr. */
 bool cli_load_model(Compiler *c, const Options *opt);
+/* The engine --engine names; *jit owns the JIT (free with jit_free) when
+ * one was made.  False after printing an error. */
+bool cli_engine(const Options *opt, Engine *out, Jit **jit);
 
 int cmd_check(const Options *opt);
 int cmd_explain(const Options *opt);

@@ -78,6 +78,8 @@ int cmd_grad(const Options *opt)
     Model *m = c.model;
     TensorSet batch = {0}, params = {0}, out = {0};
     Session *s = NULL;
+    Engine engine;
+    Jit *jit = NULL;
     int rc = 1;
     if (!st_load(opt->batch_path, &batch, err, sizeof err)) {
         fail(err);
@@ -93,7 +95,9 @@ int cmd_grad(const Options *opt)
         fail(err);
         goto done;
     }
-    s = session_new(&c.diag, m, &m->train, b, opt->f64, true, engine_interp(), err, sizeof err);
+    if (!cli_engine(opt, &engine, &jit))
+        goto done;
+    s = session_new(&c.diag, m, &m->train, b, opt->f64, true, engine, err, sizeof err);
     if (!s) {
         fail(err);
         goto done;
@@ -129,6 +133,7 @@ int cmd_grad(const Options *opt)
     rc = 0;
 done:
     session_free(s);
+    jit_free(jit);
     tensor_set_free(&batch);
     tensor_set_free(&params);
     tensor_set_free(&out);

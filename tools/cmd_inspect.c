@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool cli_load_model(Compiler *c, const Options *opt)
@@ -22,6 +23,23 @@ bool cli_load_model(Compiler *c, const Options *opt)
         if (!ir_apply_train_setting(&c->diag, c->model, o->key, whole, r.expr))
             return false;
     }
+    return true;
+}
+
+bool cli_engine(const Options *opt, Engine *out, Jit **jit)
+{
+    *jit = NULL;
+    if (!strcmp(opt->engine, "interp")) {
+        *out = engine_interp();
+        return true;
+    }
+    char err[512];
+    *jit = jit_new(err, sizeof err);
+    if (!*jit) {
+        fprintf(stderr, "fepc: error: cannot start the JIT: %s\n", err);
+        return false;
+    }
+    *out = engine_jit(*jit);
     return true;
 }
 
@@ -54,21 +72,27 @@ int cmd_explain(const Options *opt)
 
 int cmd_emit(const Options *opt)
 {
-    if (opt->emit_llvm) {
-        fprintf(stderr, "fepc: --llvm needs the LLVM backend, which this build does not have yet\n");
-        return 2;
-    }
-    if (!opt->emit_ir && !opt->emit_derived) {
-        fprintf(stderr, "fepc: emit needs --ir or --derived\n");
+    if (!opt->emit_ir && !opt->emit_derived && !opt->emit_llvm) {
+        fprintf(stderr, "fepc: emit needs --ir, --derived or --llvm\n");
         return 2;
     }
     Compiler c;
     Program *p = NULL;
-    bool ok = cli_load_model(&c, opt) && (!opt->emit_derived || (p = derive_default(&c)));
+    bool ok = cli_load_model(&c, opt) && (!(opt->emit_derived || opt->emit_llvm) || (p = derive_default(&c)));
     if (ok && opt->emit_ir)
         ir_print_graph(stdout, c.model);
-    if (ok && p)
+    if (ok && p && opt->emit_derived)
         ir_print_program(stdout, p);
+    if (ok && p && opt->emit_llvm) {
+        char err[512];
+        char *text = jit_llvm_text(c.model, p, opt->f64, true, err, sizeof err);
+        if (text)
+            fputs(text, stdout);
+        else
+            fprintf(stderr, "fepc: error: %s\n", err);
+        ok = text != NULL;
+        free(text);
+    }
     compiler_free(&c);
     return ok ? 0 : 1;
 }

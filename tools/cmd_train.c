@@ -51,7 +51,10 @@ int cmd_train(const Options *opt)
         .progress = isatty(2),
         .f64 = opt->f64,
     };
-    int rc = train_run(&c.diag, c.model, &c.model->train, &topt, engine_interp());
+    Engine engine;
+    Jit *jit = NULL;
+    int rc = cli_engine(opt, &engine, &jit) ? train_run(&c.diag, c.model, &c.model->train, &topt, engine) : 1;
+    jit_free(jit);
     free(hash);
     compiler_free(&c);
     return rc;
@@ -66,7 +69,10 @@ int cmd_eval(const Options *opt)
         compiler_free(&c);
         return 1;
     }
-    int rc = eval_run(&c.diag, c.model, &c.model->train, opt->params_path, opt->f64, engine_interp());
+    Engine engine;
+    Jit *jit = NULL;
+    int rc = cli_engine(opt, &engine, &jit) ? eval_run(&c.diag, c.model, &c.model->train, opt->params_path, opt->f64, engine) : 1;
+    jit_free(jit);
     compiler_free(&c);
     return rc;
 }

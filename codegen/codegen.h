@@ -1,0 +1,41 @@
+/* codegen.h — LLVM code generation for derived programs, and the JIT
+ * engine that runs them.
+ *
+ * emit.c turns a Program and its Plan into an LLVM module with one
+ * function per phase:
+ *     void <prefix>_<phase>(void **buffers, int64_t batch, void **externs)
+ * buffers[b] is buffer b's storage (the session's Storage.data); externs
+ * holds each extern's float(float) function and derivative, interleaved.
+ * jit.c optimises the module for the host CPU (new pass manager, O3) and
+ * compiles it with ORC LLJIT.  Tools reach all of this through
+ * engine_jit(); the runtime only ever sees an Engine. */
+#ifndef FEP_CODEGEN_H
+#define FEP_CODEGEN_H
+
+#include <llvm-c/Core.h>
+
+#include "../runtime/runtime.h"
+
+typedef void (*PhaseFn)(void **buffers, int64_t batch, void **externs);
+
+/* ---- emit.c ---- */
+/* Adds the phase functions of `p` (planned by `plan`) to `mod`, named
+ * `<prefix>_<phase>`.  f64 selects double arithmetic. */
+void cg_emit_program(LLVMModuleRef mod, const Model *m, const Program *p, const Plan *plan, bool f64,
+                     const char *prefix);
+const char *cg_phase_name(PhaseId phase);
+
+/* ---- jit.c ---- */
+typedef struct Jit Jit;
+Jit *jit_new(char *err, size_t errlen);
+void jit_free(Jit *j);
+/* Plans, emits, optimises and compiles `p`; fills fns[phase] (NULL for
+ * empty phases).  Returns false with a message. */
+bool jit_compile(Jit *j, Model *m, const Program *p, bool f64, PhaseFn fns[N_PHASES], char *err, size_t errlen);
+/* The optimised LLVM IR of a program as text (fepc emit --llvm); caller frees. */
+char *jit_llvm_text(Model *m, const Program *p, bool f64, bool optimised, char *err, size_t errlen);
+
+/* The JIT as a runtime Engine: compiles each program on first use. */
+Engine engine_jit(Jit *j);
+
+#endif

@@ -1,0 +1,415 @@
+/* emit.c — LLVM IR for the phase programs (see codegen.h).
+ *
+ * Each materialized node of a phase becomes either
+ *   - a loop nest over its index space (batch, then per-sample dims) that
+ *     computes the node's whole fused elementwise expression per element,
+ *     reading leaves through broadcast strides; when every leaf is either
+ *     the node's own layout or a scalar the nest is one flat loop, which
+ *     LLVM vectorises; or
+ *   - a call to fep_kernel_f32/f64 with a constant descriptor (matmul,
+ *     reductions, softmax, transposes, axis-0 copies, spatial ops).
+ * Phase results are then copied where the plan says so.  No fast-math:
+ * results must match the reference interpreter. */
+#include "codegen.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/kernels.h"
+
+_Static_assert(sizeof(FepKernelDesc) == 30 * sizeof(int32_t), "descriptor must be a flat i32 array");
+
+typedef struct Emitter {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    const Model *m;
+    const Graph *g;
+    const PhasePlan *pp;
+    bool f64;
+    LLVMTypeRef t, i64, i32, ptr, voidt;
+    LLVMValueRef fn, bufs, batch, externs;
+    LLVMValueRef *buf_ptr;        /* per buffer: its data pointer, loaded in the entry block */
+    LLVMValueRef kernel;          /* fep_kernel_f32/f64 */
+    LLVMTypeRef kernel_type;
+    int n_descs;
+    const char *prefix;
+} Emitter;
+
+static const char *phase_names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
+                                            "advance", "solve"};
+
+const char *cg_phase_name(PhaseId phase) { return phase_names[phase]; }
+
+static LLVMValueRef i64c(Emitter *e, int64_t v) { return LLVMConstInt(e->i64, (unsigned long long)v, true); }
+
+static LLVMValueRef tconst(Emitter *e, double v) { return LLVMConstReal(e->t, v); }
+
+/* The data pointer of buffer `buf` (loaded once, in the entry block). */
+static LLVMValueRef buffer_ptr(Emitter *e, int buf)
+{
+    if (buf < 0 || buf >= e->m->n_buffers)
+        fep_die("emit: operand has no storage (buffer %d)", buf);
+    return e->buf_ptr[buf];
+}
+
+/* The storage of a node the plan materialized. */
+static LLVMValueRef node_ptr(Emitter *e, NodeId id)
+{
+    if (e->pp->home[id] < 0)
+        fep_die("emit: node %%%d (%s) was fused but is read as stored", id, op_info[e->g->nodes[id].op].name);
+    return buffer_ptr(e, e->pp->home[id]);
+}
+
+static LLVMValueRef node_len(Emitter *e, NodeId id)
+{
+    LLVMValueRef n = i64c(e, ir_numel(ir_node_shape(e->g, id)));
+    return e->g->nodes[id].batched ? LLVMBuildMul(e->b, n, e->batch, "len") : n;
+}
+
+/* ---- intrinsics and libm ---- */
+
+/* Transcendental maths is evaluated in double (x is a double here) and
+ * rounded once by the caller: f32 results then equal the reference
+ * interpreter's, which rounds each op's double result. */
+static LLVMValueRef call_math(Emitter *e, const char *name, LLVMValueRef x)
+{
+    LLVMTypeRef d = LLVMDoubleTypeInContext(e->ctx);
+    char full[64];
+    snprintf(full, sizeof full, "%s%s", name, !strncmp(name, "llvm.", 5) ? ".f64" : "");
+    LLVMTypeRef ft = LLVMFunctionType(d, &d, 1, false);
+    LLVMValueRef f = LLVMGetNamedFunction(e->mod, full);
+    if (!f)
+        f = LLVMAddFunction(e->mod, full, ft);
+    return LLVMBuildCall2(e->b, ft, f, &x, 1, "");
+}
+
+static LLVMValueRef dconst(Emitter *e, double v) { return LLVMConstReal(LLVMDoubleTypeInContext(e->ctx), v); }
+
+static LLVMValueRef select_pos(Emitter *e, LLVMValueRef x, LLVMValueRef yes, LLVMValueRef no)
+{
+    LLVMValueRef pos = LLVMBuildFCmp(e->b, LLVMRealOGT, x, LLVMConstNull(LLVMTypeOf(x)), "");
+    return LLVMBuildSelect(e->b, pos, yes, no, "");
+}
+
+/* The double-precision maths of one non-arithmetic op (x is a double). */
+static LLVMValueRef transcendental(Emitter *e, Op op, LLVMValueRef x)
+{
+    LLVMBuilderRef b = e->b;
+    LLVMValueRef zero = dconst(e, 0), one = dconst(e, 1);
+    switch (op) {
+    case OP_TANH: return call_math(e, "tanh", x);
+    case OP_SIGMOID: {
+        /* as the interpreter: 1/(1+e^−x) for x ≥ 0, e^x/(1+e^x) below */
+        LLVMValueRef en = call_math(e, "llvm.exp", LLVMBuildFNeg(b, x, "")), ep = call_math(e, "llvm.exp", x);
+        LLVMValueRef hi = LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, en, ""), "");
+        LLVMValueRef lo = LLVMBuildFDiv(b, ep, LLVMBuildFAdd(b, one, ep, ""), "");
+        return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGE, x, zero, ""), hi, lo, "");
+    }
+    case OP_ELU: return select_pos(e, x, x, call_math(e, "expm1", x));
+    case OP_SOFTPLUS: {
+        /* x + log1p(e^−x) for x > 0, log1p(e^x) otherwise */
+        LLVMValueRef hi = LLVMBuildFAdd(b, x, call_math(e, "log1p", call_math(e, "llvm.exp", LLVMBuildFNeg(b, x, ""))), "");
+        LLVMValueRef lo = call_math(e, "log1p", call_math(e, "llvm.exp", x));
+        return select_pos(e, x, hi, lo);
+    }
+    case OP_EXP: return call_math(e, "llvm.exp", x);
+    case OP_LOG: return call_math(e, "llvm.log", x);
+    case OP_SQRT: return call_math(e, "llvm.sqrt", x);
+    case OP_SIN: return call_math(e, "llvm.sin", x);
+    case OP_COS: return call_math(e, "llvm.cos", x);
+    case OP_TAN: return call_math(e, "tan", x);
+    default: fep_die("emit: %s is not transcendental", op_info[op].name);
+    }
+}
+
+static LLVMValueRef call_extern(Emitter *e, const Attr *a, LLVMValueRef x)
+{
+    LLVMTypeRef f32 = LLVMFloatTypeInContext(e->ctx);
+    LLVMTypeRef ft = LLVMFunctionType(f32, &f32, 1, false);
+    LLVMValueRef slot = LLVMBuildGEP2(e->b, e->ptr, e->externs, (LLVMValueRef[]){i64c(e, 2 * a->ints[0] + a->ints[1])}, 1, "");
+    LLVMValueRef fn = LLVMBuildLoad2(e->b, e->ptr, slot, "extern");
+    LLVMValueRef arg = e->f64 ? LLVMBuildFPTrunc(e->b, x, f32, "") : x;
+    LLVMValueRef r = LLVMBuildCall2(e->b, ft, fn, &arg, 1, "");
+    return e->f64 ? LLVMBuildFPExt(e->b, r, e->t, "") : r;
+}
+
+/* The scalar maths of one elementwise op on already-computed operands. */
+static LLVMValueRef scalar_op(Emitter *e, const Node *n, const Attr *a, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMBuilderRef b = e->b;
+    LLVMValueRef zero = tconst(e, 0), one = tconst(e, 1);
+    switch ((Op)n->op) {
+    case OP_ADD: return LLVMBuildFAdd(b, x, y, "");
+    case OP_SUB: return LLVMBuildFSub(b, x, y, "");
+    case OP_MUL: return LLVMBuildFMul(b, x, y, "");
+    case OP_DIV: return LLVMBuildFDiv(b, x, y, "");
+    case OP_NEG: return LLVMBuildFNeg(b, x, "");
+    case OP_TANH: case OP_SIGMOID: case OP_ELU: case OP_SOFTPLUS: case OP_EXP: case OP_LOG:
+    case OP_SQRT: case OP_SIN: case OP_COS: case OP_TAN: {
+        LLVMTypeRef d = LLVMDoubleTypeInContext(e->ctx);
+        LLVMValueRef r = transcendental(e, (Op)n->op, e->f64 ? x : LLVMBuildFPExt(b, x, d, ""));
+        return e->f64 ? r : LLVMBuildFPTrunc(b, r, e->t, "");
+    }
+    case OP_RELU: return select_pos(e, x, x, zero);
+    case OP_SQUARE: return LLVMBuildFMul(b, x, x, "");
+    case OP_ABS: {
+        LLVMTypeRef ft = LLVMFunctionType(e->t, &e->t, 1, false);
+        const char *name = e->f64 ? "llvm.fabs.f64" : "llvm.fabs.f32";
+        LLVMValueRef f = LLVMGetNamedFunction(e->mod, name);
+        if (!f)
+            f = LLVMAddFunction(e->mod, name, ft);
+        return LLVMBuildCall2(b, ft, f, &x, 1, "");
+    }
+    case OP_STEP: return select_pos(e, x, one, zero);
+    case OP_SIGN: {
+        LLVMValueRef neg = LLVMBuildFCmp(b, LLVMRealOLT, x, zero, "");
+        return select_pos(e, x, one, LLVMBuildSelect(b, neg, tconst(e, -1), zero, ""));
+    }
+    case OP_EXTERN: return call_extern(e, a, x);
+    default: fep_die("emit: %s is not elementwise", op_info[n->op].name);
+    }
+}
+
+/* ---- loop nests ---- */
+
+/* Where the loop nest currently is: one index per axis of the output
+ * space (axis 0 = batch), or a single flat index. */
+typedef struct Cursor {
+    NodeId out;
+    bool flat;
+    LLVMValueRef flat_index;
+    LLVMValueRef idx[FEP_MAX_RANK + 1];
+    int rank;             /* axes in the space */
+} Cursor;
+
+/* Offset of `leaf` at the cursor: Σ idx_k · stride_k, stride 0 on the
+ * axes where the leaf is broadcast. */
+static LLVMValueRef leaf_offset(Emitter *e, const Cursor *c, NodeId leaf)
+{
+    const Node *ln = &e->g->nodes[leaf];
+    int64_t numel = ir_numel(ir_node_shape(e->g, leaf));
+    if (c->flat)
+        return numel == 1 && !ln->batched ? i64c(e, 0) : c->flat_index;
+    const Shape *ls = ir_node_shape(e->g, leaf);
+    LLVMValueRef off = i64c(e, 0);
+    int64_t stride = 1;
+    int shift = c->rank - 1 - ls->rank;
+    for (int k = c->rank - 1; k >= 1; k--) {
+        int ld = k - 1 - shift;
+        int64_t dim = ld >= 0 ? ls->dims[ld] : 1;
+        if (dim != 1)
+            off = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, c->idx[k], i64c(e, stride), ""), "");
+        stride *= dim;
+    }
+    if (ln->batched)
+        off = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, c->idx[0], i64c(e, stride), ""), "");
+    return off;
+}
+
+static LLVMValueRef load_leaf(Emitter *e, const Cursor *c, NodeId leaf)
+{
+    LLVMValueRef base = buffer_ptr(e, e->pp->home[leaf]);
+    LLVMValueRef at = LLVMBuildGEP2(e->b, e->t, base, (LLVMValueRef[]){leaf_offset(e, c, leaf)}, 1, "");
+    return LLVMBuildLoad2(e->b, e->t, at, "");
+}
+
+/* The value of `id` at the cursor: a constant, a stored value, or its
+ * fused expression.  `top` is the node being materialized. */
+static LLVMValueRef value_at(Emitter *e, const Cursor *c, NodeId id, bool top)
+{
+    const Node *n = &e->g->nodes[id];
+    if (n->op == OP_FILL)
+        return tconst(e, e->g->attrs[n->attr].num);
+    if (!top && e->pp->home[id] >= 0)
+        return load_leaf(e, c, id);
+    if (n->op == OP_BROADCAST)
+        return value_at(e, c, n->in[0], false);
+    LLVMValueRef x = value_at(e, c, n->in[0], false);
+    LLVMValueRef y = n->n_in > 1 ? value_at(e, c, n->in[1], false) : NULL;
+    return scalar_op(e, n, n->attr >= 0 ? &e->g->attrs[n->attr] : NULL, x, y);
+}
+
+/* A counted loop: calls body(i) for i in [0, count). */
+typedef void (*LoopBody)(Emitter *e, Cursor *c, int axis);
+
+static void counted_loop(Emitter *e, LLVMValueRef count, Cursor *c, int axis, LoopBody body, LLVMValueRef *slot)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "loop");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "done");
+    LLVMValueRef nonempty = LLVMBuildICmp(e->b, LLVMIntSGT, count, i64c(e, 0), "");
+    LLVMBuildCondBr(e->b, nonempty, head, after);
+    LLVMPositionBuilderAtEnd(e->b, head);
+    LLVMValueRef i = LLVMBuildPhi(e->b, e->i64, "i");
+    *slot = i;
+    body(e, c, axis);
+    LLVMValueRef next = LLVMBuildAdd(e->b, i, i64c(e, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->b);
+    LLVMValueRef zero = i64c(e, 0);
+    LLVMAddIncoming(i, &zero, &pre, 1);
+    LLVMAddIncoming(i, &next, &latch, 1);
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, next, count, ""), head, after);
+    LLVMPositionBuilderAtEnd(e->b, after);
+}
+
+static void store_element(Emitter *e, Cursor *c)
+{
+    LLVMValueRef v = value_at(e, c, c->out, true);
+    LLVMValueRef base = buffer_ptr(e, e->pp->home[c->out]);
+    LLVMValueRef off = c->flat ? c->flat_index : leaf_offset(e, c, c->out);
+    LLVMBuildStore(e->b, v, LLVMBuildGEP2(e->b, e->t, base, &off, 1, ""));
+}
+
+static void nest_body(Emitter *e, Cursor *c, int axis)
+{
+    if (axis + 1 == c->rank) {
+        store_element(e, c);
+        return;
+    }
+    const Shape *s = ir_node_shape(e->g, c->out);
+    counted_loop(e, i64c(e, s->dims[axis]), c, axis + 1, nest_body, &c->idx[axis + 1]);
+}
+
+static void flat_body(Emitter *e, Cursor *c, int axis) { store_element(e, c); }
+
+/* True when every leaf of the fused expression has the output's layout or
+ * is a single unbatched value, so one flat index addresses them all. */
+static bool flat_ok(Emitter *e, NodeId out, NodeId id, bool top)
+{
+    const Node *n = &e->g->nodes[id];
+    if (n->op == OP_FILL)
+        return true;
+    if (!top && e->pp->home[id] >= 0) {
+        bool same = ir_shape_eq(ir_node_shape(e->g, id), ir_node_shape(e->g, out)) &&
+                    n->batched == e->g->nodes[out].batched;
+        return same || (ir_numel(ir_node_shape(e->g, id)) == 1 && !n->batched);
+    }
+    for (int k = 0; k < n->n_in; k++)
+        if (!flat_ok(e, out, n->in[k], false))
+            return false;
+    return true;
+}
+
+static void emit_elementwise(Emitter *e, NodeId id)
+{
+    Cursor c = {.out = id, .rank = ir_node_shape(e->g, id)->rank + 1};
+    if (flat_ok(e, id, id, true)) {
+        c.flat = true;
+        counted_loop(e, node_len(e, id), &c, 0, flat_body, &c.flat_index);
+        return;
+    }
+    LLVMValueRef outer = e->g->nodes[id].batched ? e->batch : i64c(e, 1);
+    counted_loop(e, outer, &c, 0, nest_body, &c.idx[0]);
+}
+
+/* ---- kernel calls ---- */
+
+static void describe(const Graph *g, NodeId id, FepKernelDesc *d)
+{
+    memset(d, 0, sizeof *d);
+    const Node *n = &g->nodes[id];
+    d->op = n->op;
+    if (n->attr >= 0)
+        memcpy(d->attr, g->attrs[n->attr].ints, sizeof d->attr);
+    d->n_in = n->n_in;
+    NodeId ops[3] = {n->in[0], n->n_in > 1 ? n->in[1] : NO_NODE, id};
+    for (int i = 0; i < 3; i++) {
+        if (ops[i] == NO_NODE)
+            continue;
+        const Shape *s = ir_node_shape(g, ops[i]);
+        d->batched[i] = g->nodes[ops[i]].batched;
+        d->rank[i] = s->rank;
+        memcpy(d->dims[i], s->dims, sizeof(int32_t) * (size_t)s->rank);
+    }
+}
+
+static void emit_kernel_call(Emitter *e, NodeId id)
+{
+    FepKernelDesc d;
+    describe(e->g, id, &d);
+    const int32_t *words = (const int32_t *)&d;
+    LLVMValueRef elems[30];
+    for (int i = 0; i < 30; i++)
+        elems[i] = LLVMConstInt(e->i32, (unsigned long long)(uint32_t)words[i], false);
+    LLVMTypeRef at = LLVMArrayType2(e->i32, 30);
+    char name[96];
+    snprintf(name, sizeof name, "%s_desc%d", e->prefix, e->n_descs++);
+    LLVMValueRef global = LLVMAddGlobal(e->mod, at, name);
+    LLVMSetInitializer(global, LLVMConstArray2(e->i32, elems, 30));
+    LLVMSetGlobalConstant(global, true);
+    LLVMSetLinkage(global, LLVMPrivateLinkage);
+    const Node *n = &e->g->nodes[id];
+    LLVMValueRef null = LLVMConstPointerNull(e->ptr);
+    LLVMValueRef args[5] = {global, node_ptr(e, n->in[0]), n->n_in > 1 ? node_ptr(e, n->in[1]) : null,
+                            node_ptr(e, id), e->batch};
+    LLVMBuildCall2(e->b, e->kernel_type, e->kernel, args, 5, "");
+}
+
+static void emit_copy(Emitter *e, const Assign *a)
+{
+    NodeId src = a->src;
+    LLVMValueRef bytes = LLVMBuildMul(e->b, node_len(e, src), i64c(e, e->f64 ? 8 : 4), "");
+    LLVMBuildMemCpy(e->b, buffer_ptr(e, a->dst), e->f64 ? 8 : 4, node_ptr(e, src), e->f64 ? 8 : 4, bytes);
+}
+
+/* ---- functions ---- */
+
+static void load_buffer_ptrs(Emitter *e)
+{
+    int n = e->m->n_buffers;
+    e->buf_ptr = xcalloc((size_t)n + 1, sizeof *e->buf_ptr);
+    for (int b = 0; b < n; b++) {
+        LLVMValueRef slot = LLVMBuildGEP2(e->b, e->ptr, e->bufs, (LLVMValueRef[]){i64c(e, b)}, 1, "");
+        e->buf_ptr[b] = LLVMBuildLoad2(e->b, e->ptr, slot, e->m->buffers[b].name);
+    }
+}
+
+static void emit_phase(Emitter *e, PhaseId phase, const PhasePlan *pp)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s_%s", e->prefix, phase_names[phase]);
+    LLVMTypeRef params[3] = {e->ptr, e->i64, e->ptr};
+    LLVMTypeRef ft = LLVMFunctionType(e->voidt, params, 3, false);
+    e->fn = LLVMAddFunction(e->mod, name, ft);
+    e->bufs = LLVMGetParam(e->fn, 0);
+    e->batch = LLVMGetParam(e->fn, 1);
+    e->externs = LLVMGetParam(e->fn, 2);
+    e->pp = pp;
+    LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, e->fn, "entry"));
+    load_buffer_ptrs(e);
+    for (int i = 0; i < pp->n_order; i++) {
+        NodeId id = pp->order[i];
+        if (plan_inlinable_op((Op)e->g->nodes[id].op))
+            emit_elementwise(e, id);
+        else
+            emit_kernel_call(e, id);
+    }
+    for (int i = 0; i < pp->n_copies; i++)
+        emit_copy(e, &pp->copies[i]);
+    LLVMBuildRetVoid(e->b);
+    free(e->buf_ptr);
+}
+
+void cg_emit_program(LLVMModuleRef mod, const Model *m, const Program *p, const Plan *plan, bool f64,
+                     const char *prefix)
+{
+    Emitter e = {.mod = mod, .m = m, .g = &m->g, .f64 = f64, .prefix = prefix};
+    e.ctx = LLVMGetModuleContext(mod);
+    e.b = LLVMCreateBuilderInContext(e.ctx);
+    e.t = f64 ? LLVMDoubleTypeInContext(e.ctx) : LLVMFloatTypeInContext(e.ctx);
+    e.i64 = LLVMInt64TypeInContext(e.ctx);
+    e.i32 = LLVMInt32TypeInContext(e.ctx);
+    e.ptr = LLVMPointerTypeInContext(e.ctx, 0);
+    e.voidt = LLVMVoidTypeInContext(e.ctx);
+    LLVMTypeRef kparams[5] = {e.ptr, e.ptr, e.ptr, e.ptr, e.i64};
+    e.kernel_type = LLVMFunctionType(e.voidt, kparams, 5, false);
+    const char *kname = f64 ? "fep_kernel_f64" : "fep_kernel_f32";
+    e.kernel = LLVMGetNamedFunction(mod, kname);
+    if (!e.kernel)
+        e.kernel = LLVMAddFunction(mod, kname, e.kernel_type);
+    for (int ph = 0; ph < N_PHASES; ph++)
+        if (p->phases[ph].n_assigns)
+            emit_phase(&e, (PhaseId)ph, &plan->phases[ph]);
+    LLVMDisposeBuilder(e.b);
+}

@@ -1,0 +1,256 @@
+/* jit.c — compiles emitted modules in memory with ORC LLJIT, tuned for the
+ * host CPU, and wraps the result as a runtime Engine.
+ *
+ * One Jit owns one LLJIT instance; every compiled program gets a unique
+ * symbol prefix in it.  Modules are optimised with the new pass manager
+ * (default<O3>) on a TargetMachine for the host's CPU name and features,
+ * so loops are vectorised to the machine's width.  Runtime helpers
+ * (fep_kernel_*) and libm resolve from the process. */
+#include "codegen.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/kernels.h"
+
+typedef struct Compiled {
+    uint64_t program;     /* Program.uid (addresses are reused after a model is freed) */
+    bool f64;
+    PhaseFn fns[N_PHASES];
+    void **externs;
+} Compiled;
+
+struct Jit {
+    LLVMOrcLLJITRef jit;
+    LLVMTargetMachineRef tm;
+    int n_programs;
+    Compiled *compiled;
+    int n_compiled, cap_compiled;
+};
+
+static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errlen)
+{
+    if (!e)
+        return true;
+    char *msg = LLVMGetErrorMessage(e);
+    snprintf(err, errlen, "%s: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
+}
+
+static LLVMTargetMachineRef host_machine(char *err, size_t errlen)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+    LLVMTargetRef target;
+    char *msg = NULL;
+    LLVMTargetMachineRef tm = NULL;
+    if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+        snprintf(err, errlen, "no LLVM target for %s: %s", triple, msg);
+        LLVMDisposeMessage(msg);
+    } else {
+        tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
+                                     LLVMCodeModelJITDefault);
+    }
+    LLVMDisposeMessage(triple);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    return tm;
+}
+
+/* Symbols the generated code calls that live in this process. */
+static bool define_runtime_symbols(Jit *j, char *err, size_t errlen)
+{
+    LLVMOrcJITDylibRef main = LLVMOrcLLJITGetMainJITDylib(j->jit);
+    LLVMOrcDefinitionGeneratorRef gen;
+    if (!take_error(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->jit),
+                                                                          NULL, NULL),
+                    "process symbols", err, errlen))
+        return false;
+    LLVMOrcJITDylibAddGenerator(main, gen);
+    LLVMOrcCSymbolMapPair syms[2] = {
+        {LLVMOrcLLJITMangleAndIntern(j->jit, "fep_kernel_f32"),
+         {(LLVMOrcExecutorAddress)(uintptr_t)fep_kernel_f32, {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
+        {LLVMOrcLLJITMangleAndIntern(j->jit, "fep_kernel_f64"),
+         {(LLVMOrcExecutorAddress)(uintptr_t)fep_kernel_f64, {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
+    };
+    return take_error(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(syms, 2)), "runtime symbols", err, errlen);
+}
+
+Jit *jit_new(char *err, size_t errlen)
+{
+    Jit *j = xcalloc(1, sizeof *j);
+    j->tm = host_machine(err, errlen);
+    LLVMOrcJITTargetMachineBuilderRef jtmb;
+    if (!j->tm || !take_error(LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb), "host detection", err, errlen)) {
+        jit_free(j);
+        return NULL;
+    }
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
+    if (!take_error(LLVMOrcCreateLLJIT(&j->jit, builder), "creating the JIT", err, errlen) ||
+        !define_runtime_symbols(j, err, errlen)) {
+        jit_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+void jit_free(Jit *j)
+{
+    if (!j)
+        return;
+    if (j->jit)
+        LLVMOrcDisposeLLJIT(j->jit);
+    if (j->tm)
+        LLVMDisposeTargetMachine(j->tm);
+    for (int i = 0; i < j->n_compiled; i++)
+        free(j->compiled[i].externs);
+    free(j->compiled);
+    free(j);
+}
+
+static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errlen, "generated code failed verification: %.400s", msg);
+        LLVMDisposeMessage(msg);
+        return false;
+    }
+    LLVMDisposeMessage(msg);
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(opts, true);
+    LLVMPassBuilderOptionsSetSLPVectorization(opts, true);
+    bool ok = take_error(LLVMRunPasses(mod, "default<O3>", tm, opts), "optimisation", err, errlen);
+    LLVMDisposePassBuilderOptions(opts);
+    return ok;
+}
+
+/* A module for `p` in context `ctx`, planned, emitted and optimised. */
+static LLVMModuleRef build_module(LLVMContextRef ctx, LLVMTargetMachineRef tm, Model *m, const Program *p, bool f64,
+                                  const char *prefix, bool optimised, char *err, size_t errlen)
+{
+    Plan *plan = pass_plan(m, p);
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(prefix, ctx);
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+    char *layout_text = LLVMCopyStringRepOfTargetData(layout);
+    LLVMSetDataLayout(mod, layout_text);
+    LLVMDisposeMessage(layout_text);
+    LLVMDisposeTargetData(layout);
+    cg_emit_program(mod, m, p, plan, f64, prefix);
+    if (optimised && !optimise(mod, tm, err, errlen)) {
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    return mod;
+}
+
+bool jit_compile(Jit *j, Model *m, const Program *p, bool f64, PhaseFn fns[N_PHASES], char *err, size_t errlen)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "fep%d", j->n_programs++);
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMModuleRef mod = build_module(LLVMOrcThreadSafeContextGetContext(tsc), j->tm, m, p, f64, prefix, true, err, errlen);
+    if (!mod) {
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return false;
+    }
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    if (!take_error(LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm), "adding code", err,
+                    errlen))
+        return false;
+    for (int ph = 0; ph < N_PHASES; ph++) {
+        fns[ph] = NULL;
+        if (!p->phases[ph].n_assigns)
+            continue;
+        char name[64];
+        snprintf(name, sizeof name, "%s_%s", prefix, cg_phase_name((PhaseId)ph));
+        LLVMOrcExecutorAddress addr;
+        if (!take_error(LLVMOrcLLJITLookup(j->jit, &addr, name), "linking", err, errlen))
+            return false;
+        fns[ph] = (PhaseFn)(uintptr_t)addr;
+    }
+    return true;
+}
+
+char *jit_llvm_text(Model *m, const Program *p, bool f64, bool optimised, char *err, size_t errlen)
+{
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMTargetMachineRef tm = host_machine(err, errlen);
+    char *text = NULL;
+    if (tm) {
+        LLVMModuleRef mod = build_module(ctx, tm, m, p, f64, "fep", optimised, err, errlen);
+        if (mod) {
+            char *s = LLVMPrintModuleToString(mod);
+            text = xstrdup(s);
+            LLVMDisposeMessage(s);
+            LLVMDisposeModule(mod);
+        }
+        LLVMDisposeTargetMachine(tm);
+    }
+    LLVMContextDispose(ctx);
+    return text;
+}
+
+/* ---- the Engine ---- */
+
+static Compiled *find(Jit *j, const Program *p, bool f64)
+{
+    for (int i = 0; i < j->n_compiled; i++)
+        if (j->compiled[i].program == p->uid && j->compiled[i].f64 == f64)
+            return &j->compiled[i];
+    return NULL;
+}
+
+static bool jit_prepare(void *ctx, Program *p, bool f64, char *err, size_t errlen)
+{
+    Jit *j = ctx;
+    if (find(j, p, f64))
+        return true;
+    Compiled c = {.program = p->uid, .f64 = f64};
+    Model *m = p->model;
+    if (m->n_externs && !ir_resolve_externs(m, err, errlen))
+        return false;
+    c.externs = xcalloc((size_t)(2 * m->n_externs + 1), sizeof *c.externs);
+    for (int i = 0; i < m->n_externs; i++) {
+        c.externs[2 * i] = m->externs[i].fn_f;
+        c.externs[2 * i + 1] = m->externs[i].grad_fn_f;
+    }
+    if (!jit_compile(j, m, p, f64, c.fns, err, errlen)) {
+        free(c.externs);
+        return false;
+    }
+    if (j->n_compiled == j->cap_compiled) {
+        j->cap_compiled = j->cap_compiled ? 2 * j->cap_compiled : 8;
+        j->compiled = xrealloc(j->compiled, sizeof *j->compiled * (size_t)j->cap_compiled);
+    }
+    j->compiled[j->n_compiled++] = c;
+    return true;
+}
+
+static bool jit_run(void *ctx, const Program *p, PhaseId phase, Storage *st, char *err, size_t errlen)
+{
+    Compiled *c = find(ctx, p, st->f64);
+    if (!c) {
+        snprintf(err, errlen, "program was not compiled for this precision");
+        return false;
+    }
+    if (c->fns[phase])
+        c->fns[phase](st->data, st->batch, c->externs);
+    return true;
+}
+
+Engine engine_jit(Jit *j) { return (Engine){"jit", jit_prepare, jit_run, j}; }

@@ -1,0 +1,118 @@
+/* test_jit.c — compiled kernels agree with the reference interpreter
+ * (SPEC §8) on every model in models/ and on every rule: values, errors,
+ * parameter gradients and energy.
+ *
+ * Tolerances: f64 1e-12 relative to each tensor's largest entry; f32
+ * 1e-5, with an error ε_v = v − μ measured against max(|ε_v|, |v|): it is a
+ * difference of two f32 numbers and cannot be more precise than they are.
+ * Op by op the two executors agree to a few ulp (transcendentals rounded
+ * from double in both, reductions accumulated in double); relaxation then
+ * compounds that by about 1e-6 per step, so f32 relaxations are compared
+ * over at most 5 steps and the full-length runs in f64. */
+#include "testkit.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/codegen.h"
+
+static Jit *jit;
+
+static int setup(void **state)
+{
+    char err[512];
+    jit = jit_new(err, sizeof err);
+    if (!jit)
+        fprintf(stderr, "jit: %s\n", err);
+    return jit ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    jit_free(jit);
+    return 0;
+}
+
+static void compare(Kit *a, Kit *b, double tol, const char *what)
+{
+    const Model *m = a->c.model;
+    for (int i = 0; i < m->n_buffers; i++) {
+        const Buffer *buf = &m->buffers[i];
+        if (buf->kind != BUF_ERROR && buf->kind != BUF_GRAD && buf->kind != BUF_VALUE && buf->kind != BUF_ENERGY)
+            continue;
+        int64_t n = kit_len(a, buf->name);
+        double *x = malloc(sizeof *x * (size_t)n), *y = malloc(sizeof *y * (size_t)n);
+        double floor = 1e-30;
+        if (buf->kind == BUF_ERROR) {   /* the value the error is a difference of */
+            kit_get(b, m->tensors[buf->tensor].name, y);
+            for (int64_t k = 0; k < n; k++)
+                floor = fmax(floor, fabs(y[k]));
+        }
+        kit_get(a, buf->name, x);
+        kit_get(b, buf->name, y);
+        double d = kit_rel_diff(x, y, n, floor);
+        if (!(d <= tol))
+            fail_msg("%s: %s differs between jit and interp: %g > %g", what, buf->name, d, tol);
+        free(x);
+        free(y);
+    }
+}
+
+static void run_pair(const char *path, const char *text, RuleKind rule, bool f64)
+{
+    Kit interp, compiled;
+    kit_compile(&interp, text);
+    kit_compile(&compiled, text);
+    const TrainConfig *cfg = &interp.c.model->train;
+    bool long_relax = rule == RULE_PC || rule == RULE_IPC;
+    int steps = !f64 && long_relax && cfg->steps > 5 ? 5 : cfg->steps;
+    kit_session(&interp, rule, 3, f64);
+    kit_session_engine(&compiled, rule, 3, f64, engine_jit(jit));
+    kit_random_data(&interp, 11);
+    kit_random_data(&compiled, 11);
+    assert_true(session_relax(interp.s, steps, cfg->step_size, NULL) >= 0);
+    assert_true(session_relax(compiled.s, steps, cfg->step_size, NULL) >= 0);
+    assert_true(session_param_grads(interp.s) && session_param_grads(compiled.s));
+    char what[256];
+    snprintf(what, sizeof what, "%s rule %s %s", path, ir_rule_name(rule), f64 ? "f64" : "f32");
+    compare(&compiled, &interp, f64 ? 1e-12 : 1e-5, what);
+    kit_free(&interp);
+    kit_free(&compiled);
+}
+
+static void test_models_agree(void **state)
+{
+    DIR *dir = opendir(FEP_SOURCE_DIR "/models");
+    assert_non_null(dir);
+    struct dirent *ent;
+    int models = 0;
+    while ((ent = readdir(dir))) {
+        size_t len = strlen(ent->d_name);
+        if (len < 5 || strcmp(ent->d_name + len - 4, ".fep"))
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/models/%s", FEP_SOURCE_DIR, ent->d_name);
+        char *text = read_file(path, NULL);
+        assert_non_null(text);
+        static const RuleKind rules[] = {RULE_PC, RULE_FPA, RULE_BP, RULE_IPC};
+        for (int r = 0; r < 4; r++) {
+            run_pair(ent->d_name, text, rules[r], true);
+            run_pair(ent->d_name, text, rules[r], false);
+        }
+        free(text);
+        models++;
+    }
+    closedir(dir);
+    assert_true(models >= 6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_models_agree),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
