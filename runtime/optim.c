@@ -54,17 +54,30 @@ void optim_free(Optimizer *o)
     free(o);
 }
 
-static double load(const Session *s, int buf, int64_t i)
+/* One parameter tensor's update, in double state over theta and g copied
+ * from the session's storage (so the loop vectorises for either dtype). */
+static void update(const TrainConfig *c, double lr, double bias1, double bias2, double clip, int64_t n, double *theta,
+                   double *g, double *m, double *v)
 {
-    return s->st.f64 ? ((const double *)s->st.data[buf])[i] : ((const float *)s->st.data[buf])[i];
-}
-
-static void store(Session *s, int buf, int64_t i, double x)
-{
-    if (s->st.f64)
-        ((double *)s->st.data[buf])[i] = x;
-    else
-        ((float *)s->st.data[buf])[i] = (float)x;
+    for (int64_t i = 0; i < n; i++) {
+        double gi = g[i];
+        if (clip > 0)
+            gi = gi > clip ? clip : gi < -clip ? -clip : gi;
+        if (c->optimizer == OPT_SGD) {
+            gi += c->weight_decay * theta[i];
+            m[i] = c->opt_momentum * m[i] + gi;
+            double step = c->opt_momentum > 0 ? (c->nesterov ? gi + c->opt_momentum * m[i] : m[i]) : gi;
+            theta[i] -= lr * step;
+        } else {
+            if (c->optimizer == OPT_ADAM)
+                gi += c->weight_decay * theta[i];
+            m[i] = c->beta1 * m[i] + (1 - c->beta1) * gi;
+            v[i] = c->beta2 * v[i] + (1 - c->beta2) * gi * gi;
+            if (c->optimizer == OPT_ADAMW)
+                theta[i] -= lr * c->weight_decay * theta[i];
+            theta[i] -= lr * (m[i] / bias1) / (sqrt(v[i] / bias2) + c->eps);
+        }
+    }
 }
 
 void optim_step(Optimizer *o, Session *s)
@@ -74,30 +87,13 @@ void optim_step(Optimizer *o, Session *s)
     double lr = c->lr * o->lr_scale;
     double bias1 = 1 - pow(c->beta1, (double)o->steps), bias2 = 1 - pow(c->beta2, (double)o->steps);
     for (int p = 0; p < o->n_params; p++) {
-        int pb = o->param_buf[p], gb = o->grad_buf[p];
-        int64_t n = session_buffer_len(s, pb);
-        double *m = o->m[p], *v = o->v[p];
-        for (int64_t i = 0; i < n; i++) {
-            double theta = load(s, pb, i), g = load(s, gb, i);
-            if (o->clip > 0)
-                g = g > o->clip ? o->clip : g < -o->clip ? -o->clip : g;
-            double step;
-            if (c->optimizer == OPT_SGD) {
-                g += c->weight_decay * theta;
-                m[i] = c->opt_momentum * m[i] + g;
-                step = c->opt_momentum > 0 ? (c->nesterov ? g + c->opt_momentum * m[i] : m[i]) : g;
-                theta -= lr * step;
-            } else {
-                if (c->optimizer == OPT_ADAM)
-                    g += c->weight_decay * theta;
-                m[i] = c->beta1 * m[i] + (1 - c->beta1) * g;
-                v[i] = c->beta2 * v[i] + (1 - c->beta2) * g * g;
-                step = (m[i] / bias1) / (sqrt(v[i] / bias2) + c->eps);
-                if (c->optimizer == OPT_ADAMW)
-                    theta -= lr * c->weight_decay * theta;
-                theta -= lr * step;
-            }
-            store(s, pb, i, theta);
-        }
+        int64_t n = session_buffer_len(s, o->param_buf[p]);
+        double *theta = xmalloc(sizeof *theta * (size_t)n), *g = xmalloc(sizeof *g * (size_t)n);
+        session_get(s, o->param_buf[p], theta);
+        session_get(s, o->grad_buf[p], g);
+        update(c, lr, bias1, bias2, o->clip, n, theta, g, o->m[p], o->v[p]);
+        session_set(s, o->param_buf[p], theta);
+        free(theta);
+        free(g);
     }
 }

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) { interrupted = 1; }
 
@@ -164,9 +166,11 @@ static bool train_batch(Trainer *t, Session *s, const int64_t *idx, double *ener
         optim_step(t->optim, s);
     }
     *energy = session_energy(s);
-    const char *bad = !isfinite(*energy) ? "energy" : session_find_nonfinite(s);
-    if (bad) {
-        snprintf(t->err, sizeof t->err, "training diverged: non-finite values in '%s'", bad);
+    /* Non-finite values anywhere reach the energy (this batch or the next,
+     * through the updated parameters), so only then search for the culprit. */
+    if (!isfinite(*energy)) {
+        const char *bad = session_find_nonfinite(s);
+        snprintf(t->err, sizeof t->err, "training diverged: non-finite values in '%s'", bad ? bad : "energy");
         return false;
     }
     *correct = count_correct(t, s, idx, true);
@@ -294,6 +298,9 @@ static int resume_from(Trainer *t, const char *path)
 
 int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt, Engine engine)
 {
+    /* fepc's own loops stay on one core per batch; OpenBLAS's thread pool
+     * only spins for these small products. */
+    openblas_set_num_threads(1);
     Trainer t = {.diag = d, .m = m, .cfg = *cfg, .opt = opt, .engine = engine};
     int rc = 1, first = 1;
     if (!load_data(&t, true))
