@@ -149,6 +149,7 @@ typedef enum RuleKind { RULE_PC, RULE_FPA, RULE_IPC, RULE_BP, RULE_AR } RuleKind
 typedef enum BackwardMode { BACKWARD_TRANSPOSE, BACKWARD_LEARNED, BACKWARD_RANDOM } BackwardMode;
 typedef enum OptimizerKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptimizerKind;
 typedef enum IntegratorKind { INTEGRATOR_EULER, INTEGRATOR_HEUN } IntegratorKind;
+typedef enum ScheduleKind { SCHEDULE_CONSTANT, SCHEDULE_COSINE } ScheduleKind;
 
 typedef struct RuleSpec {
     RuleKind kind;
@@ -167,6 +168,8 @@ typedef struct TrainConfig {
     OptimizerKind optimizer;
     double lr, beta1, beta2, eps, opt_momentum, weight_decay;
     bool nesterov;
+    ScheduleKind schedule;    /* learning-rate multiplier over the run */
+    int warmup;               /* linear warmup over this many optimizer steps */
     int batch;
     int epochs;
     uint64_t seed;
@@ -187,6 +190,7 @@ typedef struct Model {
     int n_externs, cap_externs;
     TrainConfig train;
     bool has_prev;            /* a stream model */
+    struct LowerScope *scope; /* lets and families, for lowering later expressions (lower.h) */
 } Model;
 
 /* ---- derived programs ---- */
@@ -392,6 +396,10 @@ void ir_print_summary(FILE *out, const Model *m);                /* fepc check *
 void ir_print_explain(FILE *out, const Program *p);              /* fepc explain */
 
 /* ---- lower*.c (AST → Model; the only files that know both) ---- */
+/* Lowers one expression against a lowered model (its tensors, lets and
+ * families): how the REPL evaluates `tanh(W1 @ x)`.  NO_NODE after a
+ * diagnostic. */
+NodeId ir_lower_expr(Diag *d, Model *m, const AstExpr *e);
 /* Sets one train key from an expression (train block, `--key value`, REPL);
  * false after a diagnostic at the value's span. */
 bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, const AstExpr *value);

@@ -399,5 +399,18 @@ Model *ir_lower(Diag *d, Arena *arena, const AstModel *ast, const char *path)
         define(&lw, ast->decls[i]);
     if (d->n_errors != before)
         return NULL;
+    LowerScope *scope = arena_alloc(arena, sizeof *scope);
+    *scope = (LowerScope){lw.lets, lw.n_lets, lw.families, lw.n_families, lw.n_literals};
+    m->scope = scope;
     return m;
+}
+
+NodeId ir_lower_expr(Diag *d, Model *m, const AstExpr *e)
+{
+    LowerScope *sc = m->scope;
+    Lowerer lw = {.diag = d, .model = m, .lets = sc->lets, .n_lets = sc->n_lets, .families = sc->families,
+                  .n_families = sc->n_families, .n_literals = sc->n_literals};
+    NodeId r = lower_expr(&lw, e);
+    sc->n_literals = lw.n_literals;
+    return r;
 }

@@ -24,6 +24,16 @@ typedef struct Family {
     int first_tensor;
 } Family;
 
+/* What lowering keeps with the model so later expressions can see lets
+ * and families (ir_lower_expr). */
+typedef struct LowerScope {
+    LetBinding *lets;
+    int n_lets;
+    Family *families;
+    int n_families;
+    int n_literals;
+} LowerScope;
+
 typedef struct Lowerer {
     Diag *diag;
     Model *model;

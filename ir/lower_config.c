@@ -11,8 +11,8 @@
 
 #define SEED_MAX (1L << 53)   /* seeds are read as doubles, exact up to 2^53 */
 
-static const char *const train_keys[] = {"rule", "steps", "step_size", "optimizer", "batch",
-                                         "epochs", "seed", "integrator", "momentum", "tol"};
+static const char *const train_keys[] = {"rule", "steps", "step_size", "optimizer", "batch", "epochs",
+                                         "seed", "integrator", "momentum", "tol", "schedule", "warmup"};
 enum { N_TRAIN_KEYS = sizeof train_keys / sizeof *train_keys };
 
 /* Edit distance with adjacent transpositions counted as one edit
@@ -539,6 +539,13 @@ bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, c
             else
                 t->tol = x;
         }
+    } else if (!strcmp(key, "warmup")) {
+        if (expect_int(&lw, v, key, 0, INT_MAX, &n))
+            t->warmup = (int)n;
+    } else if (!strcmp(key, "schedule")) {
+        static const char *const names[] = {"constant", "cosine"};
+        if (choice(&lw, v, "schedule", "train key 'schedule'", names, 2, &idx))
+            t->schedule = (ScheduleKind)idx;
     } else if (!strcmp(key, "integrator")) {
         static const char *const names[] = {"euler", "heun"};
         if (choice(&lw, v, "integrator", "train key 'integrator'", names, 2, &idx))

@@ -364,7 +364,47 @@ double session_energy(const Session *s)
     return total / s->st.batch;
 }
 
-/* v ← v − η · vgrad for every relaxed node (explicit Euler). */
+/* Relaxation state as doubles: v and ∂F/∂v of every relaxed node, laid
+ * end to end, so the integrators are plain vector updates. */
+typedef struct Flat {
+    int64_t n;
+    double *v, *g;
+} Flat;
+
+static int64_t relaxed_len(const Session *s)
+{
+    int64_t n = 0;
+    for (int i = 0; i < s->program->n_relaxed; i++)
+        n += session_buffer_len(s, s->program->relaxed[i].value_buf);
+    return n;
+}
+
+/* Copies values (and gradients, if g) out of the session. */
+static void gather(const Session *s, double *v, double *g)
+{
+    for (int i = 0; i < s->program->n_relaxed; i++) {
+        const Relaxed *r = &s->program->relaxed[i];
+        int64_t n = session_buffer_len(s, r->value_buf);
+        if (v)
+            session_get(s, r->value_buf, v);
+        if (g)
+            session_get(s, r->vgrad_buf, g);
+        v += v ? n : 0;
+        g += g ? n : 0;
+    }
+}
+
+static void scatter(Session *s, const double *v)
+{
+    for (int i = 0; i < s->program->n_relaxed; i++) {
+        const Relaxed *r = &s->program->relaxed[i];
+        session_set(s, r->value_buf, v);
+        v += session_buffer_len(s, r->value_buf);
+    }
+}
+
+/* v ← v − η · vgrad for every relaxed node (explicit Euler), in the
+ * session's own precision. */
 static void euler_step(Session *s, double step_size)
 {
     for (int i = 0; i < s->program->n_relaxed; i++) {
@@ -383,6 +423,46 @@ static void euler_step(Session *s, double step_size)
                 v[k] -= eta * g[k];
         }
     }
+}
+
+/* One integrator step after PHASE_VALUE_GRAD has run at the current v.
+ *   momentum: u ← μ u + ∂F/∂v,  v ← v − η u
+ *   heun:     v ← v − η/2 (g(v) + g(v − η g(v)))  (a second evaluation) */
+static bool integrate(Session *s, double step_size, double *velocity)
+{
+    const TrainConfig *c = &s->cfg;
+    if (c->integrator == INTEGRATOR_EULER && c->momentum == 0) {
+        euler_step(s, step_size);
+        return true;
+    }
+    int64_t n = relaxed_len(s);
+    Flat f = {n, xmalloc(sizeof(double) * (size_t)(n + 1)), xmalloc(sizeof(double) * (size_t)(n + 1))};
+    gather(s, f.v, f.g);
+    bool ok = true;
+    if (c->integrator == INTEGRATOR_HEUN) {
+        double *v0 = xmalloc(sizeof(double) * (size_t)(n + 1)), *g2 = xmalloc(sizeof(double) * (size_t)(n + 1));
+        memcpy(v0, f.v, sizeof(double) * (size_t)n);
+        for (int64_t k = 0; k < n; k++)
+            f.v[k] -= step_size * f.g[k];
+        scatter(s, f.v);
+        ok = run(s, PHASE_VALUE_GRAD);
+        gather(s, NULL, g2);
+        for (int64_t k = 0; k < n; k++)
+            f.g[k] = 0.5 * (f.g[k] + g2[k]);
+        memcpy(f.v, v0, sizeof(double) * (size_t)n);
+        free(v0);
+        free(g2);
+    }
+    for (int64_t k = 0; k < n; k++) {
+        double step = f.g[k];
+        if (c->momentum > 0)
+            step = velocity[k] = c->momentum * velocity[k] + f.g[k];
+        f.v[k] -= step_size * step;
+    }
+    scatter(s, f.v);
+    free(f.v);
+    free(f.g);
+    return ok;
 }
 
 /* P[Binomial(n, η) ≥ k]: the share of a k-hop message that n Jacobi steps
@@ -419,21 +499,35 @@ int session_relax(Session *s, int steps, double step_size, Optimizer *each_step)
     if (!run(s, PHASE_INIT))
         return -1;
     int taken = 0;
-    if (s->program->relaxes && s->program->solve_coeff_buf >= 0 && s->solve_enabled) {
+    bool plain = s->cfg.integrator == INTEGRATOR_EULER && s->cfg.momentum == 0 && s->cfg.tol == 0;
+    if (s->program->relaxes && s->program->solve_coeff_buf >= 0 && s->solve_enabled && plain) {
         if (!solve(s, steps, step_size))
             return -1;
         taken = steps;
     } else if (s->program->relaxes) {
-        for (; taken < steps; taken++) {
-            if (!run(s, PHASE_VALUE_GRAD))
-                return -1;
-            euler_step(s, step_size);
-            if (each_step) {
-                if (!run(s, PHASE_PARAM_GRAD))
-                    return -1;
-                optim_step(each_step, s);
+        double *velocity = s->cfg.momentum > 0 ? xcalloc((size_t)relaxed_len(s) + 1, sizeof(double)) : NULL;
+        double last = INFINITY;
+        bool ok = true;
+        for (; taken < steps && ok; taken++) {
+            ok = run(s, PHASE_VALUE_GRAD) && integrate(s, step_size, velocity);
+            if (ok && each_step) {
+                ok = run(s, PHASE_PARAM_GRAD);
+                if (ok)
+                    optim_step(each_step, s);
+            }
+            if (ok && s->cfg.tol > 0) {   /* early stop when the energy settles */
+                ok = run(s, PHASE_ENERGY);
+                double e = session_energy(s);
+                if (fabs(last - e) < s->cfg.tol) {
+                    taken++;
+                    break;
+                }
+                last = e;
             }
         }
+        free(velocity);
+        if (!ok)
+            return -1;
     }
     if (!run(s, PHASE_READOUT) || !run(s, PHASE_ERRORS) || !run(s, PHASE_ENERGY))
         return -1;

@@ -203,6 +203,17 @@ static bool write_log(Trainer *t, double *rows, int n_rows)
     return csv_save(t->opt->log_path, cols, 5, rows, n_rows, t->err, sizeof t->err);
 }
 
+/* The learning-rate multiplier at optimizer step `step` of `total`:
+ * linear warmup, then constant or cosine decay to zero. */
+static double lr_scale(const TrainConfig *c, int64_t step, int64_t total)
+{
+    if (step < c->warmup)
+        return (double)(step + 1) / (double)c->warmup;
+    if (c->schedule == SCHEDULE_COSINE && total > c->warmup)
+        return 0.5 * (1 + cos(3.14159265358979323846 * (double)(step - c->warmup) / (double)(total - c->warmup)));
+    return 1;
+}
+
 static int run_epochs(Trainer *t, int first_epoch)
 {
     int64_t n = t->train.n;
@@ -221,6 +232,8 @@ static int run_epochs(Trainer *t, int first_epoch)
         for (int64_t at = 0; at < n && !interrupted; at += t->cfg.batch) {
             int count = (int)(n - at < t->cfg.batch ? n - at : t->cfg.batch);
             Session *s = session_for(t, count, true);
+            int64_t per_epoch = (n + t->cfg.batch - 1) / t->cfg.batch;
+            t->optim->lr_scale = lr_scale(&t->cfg, (epoch - 1) * per_epoch + at / t->cfg.batch, t->cfg.epochs * per_epoch);
             double e;
             int c;
             if (!s || !train_batch(t, s, order + at, &e, &c)) {

@@ -272,6 +272,57 @@ static void test_fpa_solve_equals_iteration(void **state)
     }
 }
 
+static double distance_to(Kit *k, const double *ref, int64_t n, const char *name)
+{
+    double *v = malloc(sizeof *v * (size_t)n), worst = 0;
+    kit_get(k, name, v);
+    for (int64_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(v[i] - ref[i]));
+    free(v);
+    return worst;
+}
+
+/* Heun follows the continuous relaxation flow dv/dt = −∂F/∂v more closely
+ * than Euler at the same step size (second versus first order); momentum
+ * still descends the energy; tol stops once the energy settles. */
+static void test_integrators(void **state)
+{
+    char text[4096];
+    chain_model(text, sizeof text, 3);
+    Kit k;
+    kit_compile(&k, text);
+    kit_session(&k, RULE_PC, 2, true);
+    bind_random_data(&k, 3);
+    /* Reference: the flow at t = 3 from tiny Euler steps. */
+    assert_true(session_relax(k.s, 30000, 1e-4, NULL) == 30000);
+    int64_t n = kit_len(&k, "h1");
+    double *ref = malloc(sizeof *ref * (size_t)n);
+    kit_get(&k, "h1", ref);
+    assert_true(session_relax(k.s, 30, 0.1, NULL) == 30);
+    double euler = distance_to(&k, ref, n, "h1");
+    k.s->cfg.integrator = INTEGRATOR_HEUN;
+    assert_true(session_relax(k.s, 30, 0.1, NULL) == 30);
+    double heun = distance_to(&k, ref, n, "h1");
+    assert_true(heun < euler / 10);
+    /* Momentum: a different path to the same fixed point, downhill. */
+    k.s->cfg.integrator = INTEGRATOR_EULER;
+    assert_true(session_relax(k.s, 3000, 0.05, NULL) == 3000);
+    kit_get(&k, "h1", ref);   /* now the fixed point */
+    assert_true(session_relax(k.s, 0, 0.1, NULL) == 0);
+    double start = session_energy(k.s), start_gap = distance_to(&k, ref, n, "h1");
+    k.s->cfg.momentum = 0.5;
+    assert_true(session_relax(k.s, 400, 0.05, NULL) == 400);
+    assert_true(session_energy(k.s) < start);
+    assert_true(distance_to(&k, ref, n, "h1") < 1e-3 * start_gap);
+    /* tol: stops well before the step budget once changes are tiny. */
+    k.s->cfg.momentum = 0;
+    k.s->cfg.tol = 1e-6;
+    int taken = session_relax(k.s, 100000, 0.1, NULL);
+    assert_true(taken > 5 && taken < 100000);
+    free(ref);
+    kit_free(&k);
+}
+
 /* pc: vgrad.v and grad.θ are the derivatives of the energy at the current
  * values, checked by central differences on random DAG models. */
 static void test_pc_gradients_are_energy_derivatives(void **state)
@@ -331,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_fpa_equals_bp_at_unit_step),
         cmocka_unit_test(test_fpa_chain_binomial_law),
         cmocka_unit_test(test_fpa_solve_equals_iteration),
+        cmocka_unit_test(test_integrators),
         cmocka_unit_test(test_scalar_graph_reference_values),
         cmocka_unit_test(test_pc_gradients_are_energy_derivatives),
     };

@@ -1,0 +1,246 @@
+/* gemm_bench.c — fep_sgemm (runtime/gemm.c) against OpenBLAS's cblas_sgemm on
+ * the products fmnist training runs (batch 64), a few large square ones, and
+ * the tiny Kalman-filter products.  Single thread (openblas_set_num_threads(1)).
+ * For each shape both libraries run in the same process, repetitions
+ * interleaved, and the median of the timings is reported as GFLOP/s, beside
+ * an estimate of the core's peak (clock from a calibrated dependent-add loop).
+ *
+ * Usage: gemm_bench [--reps N] [--double]     (OPENBLAS_CORETYPE=Haswell picks
+ * OpenBLAS's AVX2 kernels on CPUs it does not recognise). */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/gemm.h"
+
+typedef struct Shape {
+    const char *what;
+    int64_t M, N, K;
+    bool ta, tb;
+} Shape;
+
+/* fepc's calls for the fmnist MLP (784-256-256-10) at batch 64. */
+static const Shape shapes[] = {
+    {"fwd L1  X·W1ᵀ", 64, 256, 784, false, true},
+    {"fwd L2  H·W2ᵀ", 64, 256, 256, false, true},
+    {"fwd out H·W3ᵀ", 64, 10, 256, false, true},
+    {"bwd     E·W2", 64, 256, 256, false, false},
+    {"bwd     E·W1", 64, 784, 256, false, false},
+    {"fwd L1  X·W1 (NN)", 64, 256, 784, false, false},
+    {"grad W1 Eᵀ·X", 256, 784, 64, true, false},
+    {"grad W2 Eᵀ·H", 256, 256, 64, true, false},
+    {"grad W3 Eᵀ·H", 10, 256, 64, true, false},
+    {"square", 256, 256, 256, false, false},
+    {"square", 512, 512, 512, false, false},
+    {"square", 1024, 1024, 1024, false, false},
+    {"kalman", 1, 3, 3, false, false},
+    {"kalman", 2, 3, 3, false, false},
+    {"kalman", 3, 3, 3, false, false},
+    {"kalman", 3, 3, 3, false, true},
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Clock estimate: a chain of dependent adds retires one per cycle. */
+static double measure_ghz(void)
+{
+    double best = 0;
+    for (int rep = 0; rep < 7; rep++) {
+        uint64_t x = 0, n = 20000000;
+        double t0 = now();
+        for (uint64_t i = 0; i < n; i++)
+            __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+                             "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+                             : "+r"(x));
+        double ghz = 8.0 * (double)n / (now() - t0) * 1e-9;
+        best = ghz > best ? ghz : best;
+    }
+    return best;
+}
+
+typedef float v16sf __attribute__((vector_size(64)));
+
+/* Sustained AVX-512 FMA throughput of one core: 24 independent chains. */
+__attribute__((target("avx512f"), noinline)) static double measure_fma_gflops(void)
+{
+    enum { CH = 24 };
+    v16sf acc[CH], m = {0}, a = {0};
+    for (int i = 0; i < 16; i++) {
+        m[i] = 0.999999f;
+        a[i] = 1e-7f;
+    }
+    for (int c = 0; c < CH; c++)
+        acc[c] = a * (float)c;
+    long n = 4000000;
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+#pragma GCC unroll 24
+        for (int c = 0; c < CH; c++)
+            acc[c] = acc[c] * m + a;
+        __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
+    }
+    double t = now() - t0;
+    v16sf s = {0};
+    for (int c = 0; c < CH; c++)
+        s += acc[c];
+    volatile float sink = s[0];
+    (void)sink;
+    return 2.0 * 16 * CH * (double)n / t * 1e-9;
+}
+
+static void fill(float *x, size_t n, unsigned seed)
+{
+    srand(seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+}
+
+typedef struct Operands {
+    float *A, *B, *C;
+    int64_t lda, ldb;
+} Operands;
+
+static Operands operands(const Shape *s)
+{
+    Operands o;
+    int64_t ar = s->ta ? s->K : s->M, ac = s->ta ? s->M : s->K;
+    int64_t br = s->tb ? s->N : s->K, bc = s->tb ? s->K : s->N;
+    o.lda = ac;
+    o.ldb = bc;
+    o.A = aligned_alloc(64, (size_t)(ar * ac + 16) * sizeof(float));
+    o.B = aligned_alloc(64, (size_t)(br * bc + 16) * sizeof(float));
+    o.C = aligned_alloc(64, (size_t)(s->M * s->N + 16) * sizeof(float));
+    fill(o.A, (size_t)(ar * ac), 1);
+    fill(o.B, (size_t)(br * bc), 2);
+    return o;
+}
+
+/* Seconds per call of `iters` back-to-back calls. */
+static double time_fep(const Shape *s, const Operands *o, int iters)
+{
+    double t0 = now();
+    for (int i = 0; i < iters; i++)
+        fep_sgemm(s->M, s->N, s->K, o->A, o->lda, s->ta, o->B, o->ldb, s->tb, o->C, s->N, false);
+    return (now() - t0) / iters;
+}
+
+static double time_blas(const Shape *s, const Operands *o, int iters)
+{
+    double t0 = now();
+    for (int i = 0; i < iters; i++)
+        cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, (int)s->M,
+                    (int)s->N, (int)s->K, 1.0f, o->A, (int)o->lda, o->B, (int)o->ldb, 0.0f, o->C, (int)s->N);
+    return (now() - t0) / iters;
+}
+
+/* Largest relative difference between the two libraries' results. */
+static double check(const Shape *s, const Operands *o)
+{
+    size_t n = (size_t)(s->M * s->N);
+    float *ref = malloc(n * sizeof(float) + 1);
+    time_blas(s, o, 1);
+    memcpy(ref, o->C, n * sizeof(float));
+    time_fep(s, o, 1);
+    double worst = 0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)o->C[i] - ref[i]) / scale);
+    free(ref);
+    return worst;
+}
+
+static void bench_shape(const Shape *s, int reps, double peak)
+{
+    Operands o = operands(s);
+    double err = check(s, &o);
+    double flops = 2.0 * (double)s->M * (double)s->N * (double)s->K;
+    int iters = (int)fmax(1, fmin(1e6, 2e-3 / fmax(flops / 50e9, 5e-9)));
+    double *tf = malloc(sizeof(double) * (size_t)reps), *tb = malloc(sizeof(double) * (size_t)reps);
+    time_fep(s, &o, iters);
+    time_blas(s, &o, iters);
+    for (int r = 0; r < reps; r++) {
+        if (r % 2) {
+            tb[r] = time_blas(s, &o, iters);
+            tf[r] = time_fep(s, &o, iters);
+        } else {
+            tf[r] = time_fep(s, &o, iters);
+            tb[r] = time_blas(s, &o, iters);
+        }
+    }
+    double mf = median(tf, reps), mb = median(tb, reps);
+    char dims[64];
+    snprintf(dims, sizeof dims, "%lldx%lldx%lld %c%c", (long long)s->M, (long long)s->N, (long long)s->K,
+             s->ta ? 'T' : 'N', s->tb ? 'T' : 'N');
+    if (flops < 1e4)
+        printf("%-20s %-18s  fep %8.1f ns  blas %8.1f ns  ratio %5.2f  err %.1e\n", s->what, dims, mf * 1e9,
+               mb * 1e9, mb / mf, err);
+    else
+        printf("%-20s %-18s  fep %6.1f  blas %6.1f GFLOP/s  ratio %5.2f  fep %4.0f%% of peak  err %.1e\n",
+               s->what, dims, flops / mf * 1e-9, flops / mb * 1e-9, mb / mf, 100 * flops / mf * 1e-9 / peak, err);
+    free(tf);
+    free(tb);
+    free(o.A);
+    free(o.B);
+    free(o.C);
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 25;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: gemm_bench [--reps N]\n");
+            return 2;
+        }
+    }
+    if (reps < 1)
+        reps = 1;
+    openblas_set_num_threads(1);
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("OpenBLAS: %s; kernel %s%s; single thread (openblas_set_num_threads(1))\n", openblas_get_config(),
+           openblas_get_corename(), ct ? " (OPENBLAS_CORETYPE set)" : "");
+    int mr = 0, nr = 0;
+    for (int p = FEP_GEMM_GENERIC; p < FEP_GEMM_NPATHS; p++)
+        if (!strcmp(fep_gemm_path_name((FepGemmPath)p), fep_gemm_path_name(FEP_GEMM_AUTO)))
+            fep_gemm_path_tile((FepGemmPath)p, false, &mr, &nr);
+    printf("fep_sgemm: %s path, %dx%d float tile\n", fep_gemm_path_name(FEP_GEMM_AUTO), mr, nr);
+    double ghz = measure_ghz();
+    bool avx512 = fep_gemm_path_supported(FEP_GEMM_AVX512);
+    double peak = ghz * (avx512 ? 64 : 32);
+    printf("clock ≈ %.2f GHz (dependent-add loop); peak estimate %.0f GFLOP/s (%s: 2 FMA units × %d floats × 2)\n",
+           ghz, peak, avx512 ? "AVX-512" : "AVX2", avx512 ? 16 : 8);
+    if (avx512) {
+        double fma = measure_fma_gflops();
+        printf("measured AVX-512 FMA loop: %.0f GFLOP/s (%.0f%% of the estimate)\n", fma, 100 * fma / peak);
+    }
+    printf("median of %d interleaved timings per shape; ratio = fep speed / OpenBLAS speed\n\n", reps);
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        bench_shape(&shapes[i], reps, peak);
+    return 0;
+}

@@ -1,0 +1,576 @@
+/* gemm.c — the matrix products of gemm.h.
+ *
+ * Design (BLIS/GotoBLAS): the product is rewritten as C' = P·Q with P the
+ * operand whose elements are broadcast (m×k, read in place when its rows are
+ * contiguous, else packed into MR-row micro-panels) and Q the operand loaded
+ * as vectors (k×n, always packed into NR-column panels, transposing if need
+ * be); C' is C or, when that needs less transposing, Cᵀ.  K is cut into KC
+ * blocks and N into NC blocks; an MR×NR register tile of C' (2 vectors wide)
+ * accumulates over one K block.  The typed, per-ISA body is the second half of
+ * this file, included by itself six times (float/double × x86-64/AVX2/AVX-512). */
+#ifndef GEMM_INSTANCE
+
+#include "runtime/gemm.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Products with at most this many multiply-adds take the direct loop. */
+enum { GEMM_DIRECT_MNK = 4096 };
+
+static inline int64_t min_i64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* 64-byte aligned scratch; aborts when memory runs out. */
+static void *scratch_alloc(size_t bytes)
+{
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) {
+        fprintf(stderr, "fep gemm: out of memory (%zu bytes of scratch)\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+#define GEMM_INSTANCE
+
+#define T float
+#define IT int32_t
+#define SFX f32_generic
+#define VL 4
+#define MR 4
+#define KC 256
+#define NC 1024
+#define VEC_TRANSPOSE 0
+#define TGT
+#include __FILE__
+
+#define T double
+#define IT int64_t
+#define SFX f64_generic
+#define VL 2
+#define MR 4
+#define KC 256
+#define NC 1024
+#define VEC_TRANSPOSE 0
+#define TGT
+#include __FILE__
+
+#define T float
+#define IT int32_t
+#define SFX f32_avx2
+#define VL 8
+#define MR 6
+#define KC 256
+#define NC 2048
+#define VEC_TRANSPOSE 1
+#define TGT __attribute__((target("avx2,fma")))
+#include __FILE__
+
+#define T double
+#define IT int64_t
+#define SFX f64_avx2
+#define VL 4
+#define MR 6
+#define KC 256
+#define NC 1024
+#define VEC_TRANSPOSE 1
+#define TGT __attribute__((target("avx2,fma")))
+#include __FILE__
+
+#define T float
+#define IT int32_t
+#define SFX f32_avx512
+#define VL 16
+#define MR 8
+#define KC 384
+#define NC 2048
+#define VEC_TRANSPOSE 1
+#define TGT __attribute__((target("avx512f")))
+#include __FILE__
+
+#define T double
+#define IT int64_t
+#define SFX f64_avx512
+#define VL 8
+#define MR 8
+#define KC 384
+#define NC 1024
+#define VEC_TRANSPOSE 1
+#define TGT __attribute__((target("avx512f")))
+#include __FILE__
+
+#undef GEMM_INSTANCE
+
+/* ---- path table and the one-time ISA choice ---- */
+
+typedef void SgemmFn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta, const float *B,
+                     int64_t ldb, bool tb, float *C, int64_t ldc, bool accumulate);
+typedef void DgemmFn(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta, const double *B,
+                     int64_t ldb, bool tb, double *C, int64_t ldc, bool accumulate);
+
+typedef struct GemmImpl {
+    const char *name;
+    SgemmFn *sgemm, *sdirect;
+    DgemmFn *dgemm, *ddirect;
+    int mr_f, nr_f, mr_d, nr_d;
+} GemmImpl;
+
+static const GemmImpl impls[] = {
+    [FEP_GEMM_GENERIC] = {"generic", gemm_f32_generic, direct_f32_generic, gemm_f64_generic, direct_f64_generic,
+                          tile_rows_f32_generic, tile_cols_f32_generic, tile_rows_f64_generic, tile_cols_f64_generic},
+    [FEP_GEMM_AVX2] = {"avx2", gemm_f32_avx2, direct_f32_avx2, gemm_f64_avx2, direct_f64_avx2, tile_rows_f32_avx2,
+                       tile_cols_f32_avx2, tile_rows_f64_avx2, tile_cols_f64_avx2},
+    [FEP_GEMM_AVX512] = {"avx512", gemm_f32_avx512, direct_f32_avx512, gemm_f64_avx512, direct_f64_avx512,
+                         tile_rows_f32_avx512, tile_cols_f32_avx512, tile_rows_f64_avx512, tile_cols_f64_avx512},
+};
+
+static pthread_once_t best_once = PTHREAD_ONCE_INIT;
+static FepGemmPath best_path; /* written once, under best_once */
+
+static void pick_best(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        best_path = FEP_GEMM_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        best_path = FEP_GEMM_AVX2;
+    else
+        best_path = FEP_GEMM_GENERIC;
+}
+
+static const GemmImpl *best_impl(void)
+{
+    pthread_once(&best_once, pick_best);
+    return &impls[best_path];
+}
+
+bool fep_gemm_path_supported(FepGemmPath path)
+{
+    switch (path) {
+    case FEP_GEMM_AUTO:
+    case FEP_GEMM_DIRECT:
+    case FEP_GEMM_GENERIC:
+        return true;
+    case FEP_GEMM_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FEP_GEMM_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+    default:
+        return false;
+    }
+}
+
+const char *fep_gemm_path_name(FepGemmPath path)
+{
+    if (path == FEP_GEMM_AUTO)
+        return best_impl()->name;
+    if (path == FEP_GEMM_DIRECT)
+        return "direct";
+    if (path >= FEP_GEMM_GENERIC && path < FEP_GEMM_NPATHS)
+        return impls[path].name;
+    return "?";
+}
+
+void fep_gemm_path_tile(FepGemmPath path, bool dbl, int *mr, int *nr)
+{
+    *mr = *nr = 0;
+    if (path >= FEP_GEMM_GENERIC && path < FEP_GEMM_NPATHS) {
+        *mr = dbl ? impls[path].mr_d : impls[path].mr_f;
+        *nr = dbl ? impls[path].nr_d : impls[path].nr_f;
+    }
+}
+
+/* Whether a product is small enough for the direct loop (no packing). */
+static bool is_tiny(int64_t M, int64_t N, int64_t K)
+{
+    return (double)M * (double)N * (double)K <= GEMM_DIRECT_MNK;
+}
+
+static const GemmImpl *path_impl(FepGemmPath path)
+{
+    if (path == FEP_GEMM_AUTO || path == FEP_GEMM_DIRECT)
+        return best_impl();
+    if (!fep_gemm_path_supported(path)) {
+        fprintf(stderr, "fep gemm: path %d is not supported on this CPU\n", (int)path);
+        abort();
+    }
+    return &impls[path];
+}
+
+void fep_sgemm_path(FepGemmPath path, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta,
+                    const float *B, int64_t ldb, bool tb, float *C, int64_t ldc, bool accumulate)
+{
+    const GemmImpl *im = path_impl(path);
+    bool direct = path == FEP_GEMM_DIRECT || (path == FEP_GEMM_AUTO && is_tiny(M, N, K));
+    (direct ? im->sdirect : im->sgemm)(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+}
+
+void fep_dgemm_path(FepGemmPath path, int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta,
+                    const double *B, int64_t ldb, bool tb, double *C, int64_t ldc, bool accumulate)
+{
+    const GemmImpl *im = path_impl(path);
+    bool direct = path == FEP_GEMM_DIRECT || (path == FEP_GEMM_AUTO && is_tiny(M, N, K));
+    (direct ? im->ddirect : im->dgemm)(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+}
+
+void fep_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta, const float *B, int64_t ldb,
+               bool tb, float *C, int64_t ldc, bool accumulate)
+{
+    fep_sgemm_path(FEP_GEMM_AUTO, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+}
+
+void fep_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta, const double *B,
+               int64_t ldb, bool tb, double *C, int64_t ldc, bool accumulate)
+{
+    fep_dgemm_path(FEP_GEMM_AUTO, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+}
+
+#else /* GEMM_INSTANCE: the typed body for element type T (index type IT),
+         VL lanes per vector, an MR × 2·VL register tile, KC × NC blocks,
+         compiled with the attribute TGT; names end in _SFX. */
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SFX)
+#define NR (2 * VL)
+#define V FN(vec)
+
+enum { FN(tile_rows) = MR, FN(tile_cols) = NR };
+
+typedef T V __attribute__((vector_size(VL * sizeof(T))));
+typedef IT FN(ivec) __attribute__((vector_size(VL * sizeof(T))));
+
+/* C' = P·Q as strided views: p(i, l) = p[i*rs_p + l*cs_p] (m×k), q(l, j) =
+ * q[l*rs_q + j*cs_q] (k×n), c'(i, j) = c[i*rs_c + j*cs_c]; beta: add to C. */
+typedef struct FN(Prob) {
+    int64_t m, n, k;
+    const T *p;
+    int64_t rs_p, cs_p;
+    const T *q;
+    int64_t rs_q, cs_q;
+    T *c;
+    int64_t rs_c, cs_c;
+    bool beta;
+} FN(Prob);
+
+static inline __attribute__((always_inline)) TGT V FN(loadu)(const T *src)
+{
+    V v;
+    memcpy(&v, src, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) TGT void FN(storeu)(T *dst, V v)
+{
+    memcpy(dst, &v, sizeof v);
+}
+
+/* Writes an m×n block held in tmp (row stride NR) to c' with any strides. */
+static TGT void FN(store_tmp)(const T *tmp, int m, int n, T *c, int64_t rs_c, int64_t cs_c, bool beta)
+{
+    if (cs_c == 1) {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c[i * rs_c + j] = beta ? c[i * rs_c + j] + tmp[i * NR + j] : tmp[i * NR + j];
+        return;
+    }
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++)
+            c[i * rs_c + j * cs_c] = beta ? c[i * rs_c + j * cs_c] + tmp[i * NR + j] : tmp[i * NR + j];
+}
+
+/* The register tile: R rows × NVEC vectors of C' (R, NVEC compile-time
+ * constants after inlining) summed over kc steps.  Row i of P is read at
+ * p[off[i] + l*cs_p]; q is a packed panel, NR values per step.  Only the
+ * leading m×n part is written back. */
+static inline __attribute__((always_inline)) TGT void FN(tile)(const int R, const int NVEC, int64_t kc, const T *p,
+                                                                const int64_t *off, int64_t cs_p, const T *q,
+                                                                T *c, int64_t rs_c, int64_t cs_c, int m, int n,
+                                                                bool beta)
+{
+    V acc[MR][2];
+    int64_t o[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+        acc[i][0] = acc[i][1] = (V){0};
+        o[i] = off[i];
+    }
+    for (int64_t l = 0; l < kc; l++) {
+        const V *qv = (const V *)__builtin_assume_aligned(q, 64);
+        V q0 = qv[0], q1 = NVEC > 1 ? qv[1] : (V){0};
+#pragma GCC unroll 16
+        for (int i = 0; i < R; i++) {
+            T a = p[o[i]];
+            acc[i][0] += a * q0;
+            if (NVEC > 1)
+                acc[i][1] += a * q1;
+        }
+        p += cs_p;
+        q += NR;
+    }
+    if (cs_c == 1 && n == NVEC * VL) {
+#pragma GCC unroll 16
+        for (int i = 0; i < R; i++) {
+            if (i >= m)
+                break;
+            T *row = c + i * rs_c;
+#pragma GCC unroll 2
+            for (int v = 0; v < NVEC; v++)
+                FN(storeu)(row + v * VL, beta ? FN(loadu)(row + v * VL) + acc[i][v] : acc[i][v]);
+        }
+        return;
+    }
+    T tmp[MR * NR] __attribute__((aligned(64)));
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NVEC; v++)
+            FN(storeu)(tmp + i * NR + v * VL, acc[i][v]);
+    FN(store_tmp)(tmp, m, n, c, rs_c, cs_c, beta);
+}
+
+/* One micro-kernel call: m ≤ MR rows, n ≤ NR columns; picks the smallest
+ * compiled tile that covers them (rows past m reuse row m-1 via off). */
+static TGT void FN(kernel)(int64_t kc, const T *p, const int64_t *off, int64_t cs_p, const T *q, T *c, int64_t rs_c,
+                           int64_t cs_c, int m, int n, bool beta)
+{
+    bool two = n > VL;
+#define FEP_GEMM_TILE(RR)                                                                                     \
+    if (m <= (RR) || (RR) >= MR) {                                                                            \
+        if (two)                                                                                              \
+            FN(tile)((RR) < MR ? (RR) : MR, 2, kc, p, off, cs_p, q, c, rs_c, cs_c, m, n, beta);               \
+        else                                                                                                  \
+            FN(tile)((RR) < MR ? (RR) : MR, 1, kc, p, off, cs_p, q, c, rs_c, cs_c, m, n, beta);               \
+        return;                                                                                               \
+    }
+    FEP_GEMM_TILE(1)
+    FEP_GEMM_TILE(2)
+    FEP_GEMM_TILE(4)
+    FEP_GEMM_TILE(8)
+    FEP_GEMM_TILE(12)
+    FEP_GEMM_TILE(16)
+#undef FEP_GEMM_TILE
+}
+
+/* Copies kc rows of w ≤ NR contiguous values (row stride rs) into a panel,
+ * zero-padding columns w..NR. */
+static TGT void FN(pack_rows)(const T *src, int64_t rs, int64_t kc, int w, T *dst)
+{
+    for (int64_t l = 0; l < kc; l++, src += rs, dst += NR) {
+        if (w == NR) {
+            FN(storeu)(dst, FN(loadu)(src));
+            FN(storeu)(dst + VL, FN(loadu)(src + VL));
+            continue;
+        }
+        for (int j = 0; j < NR; j++)
+            dst[j] = j < w ? src[j] : 0;
+    }
+}
+
+/* Panel columns [j0, j0+VL) for steps [l0, l1) from a column-contiguous
+ * source (q(l, j) = src[j*cs + l]), zero beyond column w. */
+static TGT void FN(pack_cols_scalar)(const T *src, int64_t cs, int64_t l0, int64_t l1, int j0, int w, T *dst)
+{
+    for (int j = j0; j < j0 + VL; j++)
+        for (int64_t l = l0; l < l1; l++)
+            dst[l * NR + j] = j < w ? src[j * cs + l] : 0;
+}
+
+#if VEC_TRANSPOSE
+/* dst[r*NR + j] = src[j*cs + r] for a VL×VL block: log2(VL) rounds of
+ * two-source shuffles, each swapping the off-diagonal d×d sub-blocks. */
+static inline __attribute__((always_inline)) TGT void FN(transpose)(const T *src, int64_t cs, T *dst)
+{
+    V x[VL];
+#pragma GCC unroll 16
+    for (int r = 0; r < VL; r++)
+        x[r] = FN(loadu)(src + r * cs);
+#pragma GCC unroll 4
+    for (int d = 1; d < VL; d <<= 1) {
+        FN(ivec) lo, hi;
+#pragma GCC unroll 16
+        for (int t = 0; t < VL; t++) {
+            lo[t] = (t & d) ? VL + t - d : t;
+            hi[t] = (t & d) ? VL + t : t + d;
+        }
+#pragma GCC unroll 16
+        for (int r = 0; r < VL; r++) {
+            if (r & d)
+                continue;
+            V a = x[r], b = x[r + d];
+            x[r] = __builtin_shuffle(a, b, lo);
+            x[r + d] = __builtin_shuffle(a, b, hi);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < VL; r++)
+        *(V *)__builtin_assume_aligned(dst + r * NR, sizeof(V)) = x[r];
+}
+#endif
+
+/* Packs kc steps of w ≤ NR columns stored column-contiguously (q(l, j) =
+ * src[j*cs + l]) into a panel: the transposing pack. */
+static TGT void FN(pack_cols)(const T *src, int64_t cs, int64_t kc, int w, T *dst)
+{
+    for (int j0 = 0; j0 < NR; j0 += VL) {
+        int64_t l0 = 0;
+#if VEC_TRANSPOSE
+        if (j0 + VL <= w)
+            for (; l0 + VL <= kc; l0 += VL)
+                FN(transpose)(src + j0 * cs + l0, cs, dst + l0 * NR + j0);
+#endif
+        FN(pack_cols_scalar)(src, cs, l0, kc, j0, w, dst);
+    }
+}
+
+/* Packs the kc×nc block of Q at (pc, jc) into NR-wide panels, kc·NR each. */
+static TGT void FN(pack_q)(const FN(Prob) *pr, int64_t pc, int64_t kc, int64_t jc, int64_t nc, T *dst)
+{
+    for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += kc * NR) {
+        int w = (int)min_i64(NR, nc - j0);
+        const T *src = pr->q + pc * pr->rs_q + (jc + j0) * pr->cs_q;
+        if (pr->cs_q == 1)
+            FN(pack_rows)(src, pr->rs_q, kc, w, dst);
+        else
+            FN(pack_cols)(src, pr->cs_q, kc, w, dst);
+    }
+}
+
+/* Packs mr rows × kc steps of a row-strided P (rs_p == 1) as dst[l*MR + i]. */
+static TGT void FN(pack_p)(const T *src, int64_t cs, int64_t kc, int mr, T *dst)
+{
+    for (int64_t l = 0; l < kc; l++, src += cs, dst += MR)
+        for (int i = 0; i < mr; i++)
+            dst[i] = src[i];
+}
+
+/* C' ← 0 unless beta (the K = 0 product). */
+static TGT void FN(clear_c)(const FN(Prob) *pr)
+{
+    if (pr->beta)
+        return;
+    for (int64_t i = 0; i < pr->m; i++)
+        for (int64_t j = 0; j < pr->n; j++)
+            pr->c[i * pr->rs_c + j * pr->cs_c] = 0;
+}
+
+/* The blocked product: NC columns × KC steps of Q packed at a time, then each
+ * MR-row strip of P (read in place, or packed when its rows are strided) runs
+ * across all NR panels. */
+static TGT void FN(blocked)(const FN(Prob) *pr)
+{
+    int64_t m = pr->m, n = pr->n, k = pr->k;
+    if (m == 0 || n == 0)
+        return;
+    if (k == 0) {
+        FN(clear_c)(pr);
+        return;
+    }
+    int64_t kcb = ceil_div(k, ceil_div(k, KC));
+    int64_t ncb = ceil_div(min_i64(n, NC), NR) * NR;
+    bool packp = pr->cs_p != 1;
+    T *qbuf = scratch_alloc(sizeof(T) * (size_t)(kcb * ncb + (packp ? MR * kcb : 0)));
+    T *pbuf = qbuf + kcb * ncb;
+    int64_t off[MR];
+    for (int64_t jc = 0; jc < n; jc += NC) {
+        int64_t nc = min_i64(NC, n - jc);
+        for (int64_t pc = 0; pc < k; pc += kcb) {
+            int64_t kc = min_i64(kcb, k - pc);
+            bool beta = pr->beta || pc > 0;
+            FN(pack_q)(pr, pc, kc, jc, nc, qbuf);
+            for (int64_t ir = 0; ir < m; ir += MR) {
+                int mr = (int)min_i64(MR, m - ir);
+                const T *p = pr->p + ir * pr->rs_p + pc * pr->cs_p;
+                int64_t cs_p = pr->cs_p;
+                for (int i = 0; i < MR; i++)
+                    off[i] = (i < mr ? i : mr - 1) * (packp ? 1 : pr->rs_p);
+                if (packp) {
+                    FN(pack_p)(p, pr->cs_p, kc, mr, pbuf);
+                    p = pbuf;
+                    cs_p = MR;
+                }
+                T *c = pr->c + ir * pr->rs_c + jc * pr->cs_c;
+                for (int64_t jr = 0; jr < nc; jr += NR)
+                    FN(kernel)(kc, p, off, cs_p, qbuf + jr * kc, c + jr * pr->cs_c, pr->rs_c, pr->cs_c, mr,
+                               (int)min_i64(NR, nc - jr), beta);
+            }
+        }
+    }
+    free(qbuf);
+}
+
+/* gemm.h's contract through the blocked path.  Q must be packed; when op(B)
+ * would need a transposing pack and op(A) is the smaller operand (or needs
+ * none), compute Cᵀ = op(B)ᵀ·op(A)ᵀ instead. */
+static TGT void FN(gemm)(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B, int64_t ldb,
+                         bool tb, T *C, int64_t ldc, bool accumulate)
+{
+    bool swap = tb && (ta || M < N);
+    FN(Prob) pr;
+    if (!swap)
+        pr = (FN(Prob)){M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B, tb ? 1 : ldb, tb ? ldb : 1, C, ldc, 1,
+                        accumulate};
+    else
+        pr = (FN(Prob)){N, M, K, B, tb ? ldb : 1, tb ? 1 : ldb, A, ta ? lda : 1, ta ? 1 : lda, C, 1, ldc,
+                        accumulate};
+    FN(blocked)(&pr);
+}
+
+/* gemm.h's contract as a plain loop: rows of C updated from rows of B, or
+ * dot products when B is transposed.  For tiny products. */
+static TGT void FN(direct)(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B,
+                           int64_t ldb, bool tb, T *C, int64_t ldc, bool accumulate)
+{
+    int64_t ai = ta ? 1 : lda, ak = ta ? lda : 1;
+    for (int64_t i = 0; i < M; i++) {
+        T *c = C + i * ldc;
+        const T *a = A + i * ai;
+        if (tb) {
+            for (int64_t j = 0; j < N; j++) {
+                T s = 0;
+                for (int64_t l = 0; l < K; l++)
+                    s += a[l * ak] * B[j * ldb + l];
+                c[j] = accumulate ? c[j] + s : s;
+            }
+            continue;
+        }
+        if (!accumulate)
+            for (int64_t j = 0; j < N; j++)
+                c[j] = 0;
+        for (int64_t l = 0; l < K; l++) {
+            T al = a[l * ak];
+            const T *b = B + l * ldb;
+            for (int64_t j = 0; j < N; j++)
+                c[j] += al * b[j];
+        }
+    }
+}
+
+#undef V
+#undef NR
+#undef FN
+#undef CAT
+#undef CAT_
+#undef T
+#undef IT
+#undef SFX
+#undef VL
+#undef MR
+#undef KC
+#undef NC
+#undef VEC_TRANSPOSE
+#undef TGT
+
+#endif /* GEMM_INSTANCE */
