@@ -3,7 +3,8 @@
  * the tiny Kalman-filter products.  Single thread (openblas_set_num_threads(1)).
  * For each shape both libraries run in the same process, repetitions
  * interleaved, and the median of the timings is reported as GFLOP/s, beside
- * an estimate of the core's peak (clock from a calibrated dependent-add loop).
+ * an estimate of the core's peak (clock from a calibrated
+ * dependent-multiply loop run before every timing, as the VM's clock wanders).
  *
  * Usage: gemm_bench [--reps N] [--double]     (OPENBLAS_CORETYPE=Haswell picks
  * OpenBLAS's AVX2 kernels on CPUs it does not recognise). */
@@ -64,51 +65,48 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Clock estimate: a chain of dependent adds retires one per cycle. */
-static double measure_ghz(void)
+/* Clock estimate: a chain of n dependent integer multiplies, 3 cycles each on
+ * every x86-64 core since Sandy Bridge (a chain of immediate adds would not
+ * do: Golden Cove folds those at rename).  Best of `tries`. */
+static double measure_ghz(uint64_t n, int tries)
 {
     double best = 0;
-    for (int rep = 0; rep < 7; rep++) {
-        uint64_t x = 0, n = 20000000;
+    for (int rep = 0; rep < tries; rep++) {
+        uint64_t x = 3;
         double t0 = now();
         for (uint64_t i = 0; i < n; i++)
-            __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-                             "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+            __asm__ volatile("imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0\n\t"
+                             "imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0"
                              : "+r"(x));
-        double ghz = 8.0 * (double)n / (now() - t0) * 1e-9;
+        double ghz = 3 * 8.0 * (double)n / (now() - t0) * 1e-9;
         best = ghz > best ? ghz : best;
     }
     return best;
 }
 
-typedef float v16sf __attribute__((vector_size(64)));
-
-/* Sustained AVX-512 FMA throughput of one core: 24 independent chains. */
+/* Sustained AVX-512 FMA throughput of one core: 20 independent accumulators
+ * (latency 4 × 2 ports needs 8), zero operands (no denormals). */
 __attribute__((target("avx512f"), noinline)) static double measure_fma_gflops(void)
 {
-    enum { CH = 24 };
-    v16sf acc[CH], m = {0}, a = {0};
-    for (int i = 0; i < 16; i++) {
-        m[i] = 0.999999f;
-        a[i] = 1e-7f;
-    }
-    for (int c = 0; c < CH; c++)
-        acc[c] = a * (float)c;
-    long n = 4000000;
+    long n = 10000000;
     double t0 = now();
-    for (long i = 0; i < n; i++) {
-#pragma GCC unroll 24
-        for (int c = 0; c < CH; c++)
-            acc[c] = acc[c] * m + a;
-        __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
-    }
-    double t = now() - t0;
-    v16sf s = {0};
-    for (int c = 0; c < CH; c++)
-        s += acc[c];
-    volatile float sink = s[0];
-    (void)sink;
-    return 2.0 * 16 * CH * (double)n / t * 1e-9;
+    __asm__ volatile("vpxord %%zmm16, %%zmm16, %%zmm16\n\t"
+                     "vpxord %%zmm17, %%zmm17, %%zmm17\n\t"
+                     ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,18,19,20,21\n\t"
+                     "vpxord %%zmm\\r, %%zmm\\r, %%zmm\\r\n\t"
+                     ".endr\n"
+                     "1:\n\t"
+                     ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,18,19,20,21\n\t"
+                     "vfmadd231ps %%zmm16, %%zmm17, %%zmm\\r\n\t"
+                     ".endr\n\t"
+                     "dec %0\n\t"
+                     "jnz 1b"
+                     : "+r"(n)
+                     :
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+                       "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20",
+                       "xmm21", "cc");
+    return 2.0 * 16 * 20 * 10000000.0 / (now() - t0) * 1e-9;
 }
 
 static void fill(float *x, size_t n, unsigned seed)
@@ -173,16 +171,27 @@ static double check(const Shape *s, const Operands *o)
     return worst;
 }
 
-static void bench_shape(const Shape *s, int reps, double peak)
+/* flops per cycle at peak: 2 FMA units × lanes × 2 */
+static double peak_flops_per_cycle(void)
+{
+    return fep_gemm_path_supported(FEP_GEMM_AVX512) ? 64 : fep_gemm_path_supported(FEP_GEMM_AVX2) ? 32 : 8;
+}
+
+/* Times one shape: reps rounds of (clock, fep, OpenBLAS), the order of the two
+ * libraries alternating; prints medians.  The fraction of peak is the median
+ * over rounds of fep's speed over the peak at that round's clock. */
+static void bench_shape(const Shape *s, int reps)
 {
     Operands o = operands(s);
     double err = check(s, &o);
     double flops = 2.0 * (double)s->M * (double)s->N * (double)s->K;
-    int iters = (int)fmax(1, fmin(1e6, 2e-3 / fmax(flops / 50e9, 5e-9)));
+    int iters = (int)fmax(1, fmin(1e6, 2e-3 / fmax(flops / 100e9, 5e-9)));
     double *tf = malloc(sizeof(double) * (size_t)reps), *tb = malloc(sizeof(double) * (size_t)reps);
+    double *frac = malloc(sizeof(double) * (size_t)reps), *ghz = malloc(sizeof(double) * (size_t)reps);
     time_fep(s, &o, iters);
     time_blas(s, &o, iters);
     for (int r = 0; r < reps; r++) {
+        ghz[r] = measure_ghz(20000, 3);
         if (r % 2) {
             tb[r] = time_blas(s, &o, iters);
             tf[r] = time_fep(s, &o, iters);
@@ -190,19 +199,23 @@ static void bench_shape(const Shape *s, int reps, double peak)
             tf[r] = time_fep(s, &o, iters);
             tb[r] = time_blas(s, &o, iters);
         }
+        frac[r] = flops / tf[r] * 1e-9 / (ghz[r] * peak_flops_per_cycle());
     }
-    double mf = median(tf, reps), mb = median(tb, reps);
+    double mf = median(tf, reps), mb = median(tb, reps), mfrac = median(frac, reps), mghz = median(ghz, reps);
     char dims[64];
     snprintf(dims, sizeof dims, "%lldx%lldx%lld %c%c", (long long)s->M, (long long)s->N, (long long)s->K,
              s->ta ? 'T' : 'N', s->tb ? 'T' : 'N');
     if (flops < 1e4)
-        printf("%-20s %-18s  fep %8.1f ns  blas %8.1f ns  ratio %5.2f  err %.1e\n", s->what, dims, mf * 1e9,
-               mb * 1e9, mb / mf, err);
+        printf("%-17s %-18s fep %7.1f ns   blas %7.1f ns    ratio %5.2f                   err %.0e\n", s->what,
+               dims, mf * 1e9, mb * 1e9, mb / mf, err);
     else
-        printf("%-20s %-18s  fep %6.1f  blas %6.1f GFLOP/s  ratio %5.2f  fep %4.0f%% of peak  err %.1e\n",
-               s->what, dims, flops / mf * 1e-9, flops / mb * 1e-9, mb / mf, 100 * flops / mf * 1e-9 / peak, err);
+        printf("%-17s %-18s fep %6.1f  blas %6.1f GFLOP/s  ratio %5.2f  %3.0f%% of peak @%.2f GHz  err %.0e\n",
+               s->what, dims, flops / mf * 1e-9, flops / mb * 1e-9, mb / mf, 100 * mfrac, mghz, err);
+    fflush(stdout);
     free(tf);
     free(tb);
+    free(frac);
+    free(ghz);
     free(o.A);
     free(o.B);
     free(o.C);
@@ -230,17 +243,17 @@ int main(int argc, char **argv)
         if (!strcmp(fep_gemm_path_name((FepGemmPath)p), fep_gemm_path_name(FEP_GEMM_AUTO)))
             fep_gemm_path_tile((FepGemmPath)p, false, &mr, &nr);
     printf("fep_sgemm: %s path, %dx%d float tile\n", fep_gemm_path_name(FEP_GEMM_AUTO), mr, nr);
-    double ghz = measure_ghz();
-    bool avx512 = fep_gemm_path_supported(FEP_GEMM_AVX512);
-    double peak = ghz * (avx512 ? 64 : 32);
-    printf("clock ≈ %.2f GHz (dependent-add loop); peak estimate %.0f GFLOP/s (%s: 2 FMA units × %d floats × 2)\n",
-           ghz, peak, avx512 ? "AVX-512" : "AVX2", avx512 ? 16 : 8);
-    if (avx512) {
+    double ghz = measure_ghz(2000000, 5), fpc = peak_flops_per_cycle();
+    printf("clock ≈ %.2f GHz now (dependent-imul loop, re-measured before every timing); peak = %.0f flop/cycle "
+           "(2 FMA units × %.0f lanes × 2) ≈ %.0f GFLOP/s\n",
+           ghz, fpc, fpc / 4, fpc * ghz);
+    if (fep_gemm_path_supported(FEP_GEMM_AVX512)) {
         double fma = measure_fma_gflops();
-        printf("measured AVX-512 FMA loop: %.0f GFLOP/s (%.0f%% of the estimate)\n", fma, 100 * fma / peak);
+        printf("AVX-512 FMA loop: %.0f GFLOP/s = %.1f flop/cycle at %.2f GHz\n", fma, fma / measure_ghz(2000000, 3),
+               measure_ghz(2000000, 3));
     }
     printf("median of %d interleaved timings per shape; ratio = fep speed / OpenBLAS speed\n\n", reps);
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        bench_shape(&shapes[i], reps, peak);
+        bench_shape(&shapes[i], reps);
     return 0;
 }

@@ -85,6 +85,16 @@ struct Optimizer;
  * s->error set. */
 int session_relax(Session *s, int steps, double step_size, struct Optimizer *each_step);
 bool session_param_grads(Session *s);
+/* Allocates storage for buffers registered since the session was made or
+ * last grown (the REPL's expression results and their compiled temps). */
+void session_grow(Session *s);
+/* For callers that drive the relaxation loop themselves (the REPL: energy
+ * trajectory, Ctrl-C between steps): one step at the current values,
+ * PHASE_VALUE_GRAD then the configured integrator.  `velocity` holds
+ * session_relaxed_len() zeroed doubles when cfg.momentum > 0, else NULL.
+ * False with s->error set. */
+bool session_relax_step(Session *s, double step_size, double *velocity);
+int64_t session_relaxed_len(const Session *s);
 /* Mean per-sample energy of the last relax. */
 double session_energy(const Session *s);
 
@@ -152,6 +162,11 @@ typedef struct TrainOptions {
 int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt, Engine engine);
 /* Evaluates on the test split: prints accuracy (where defined) and energy. */
 int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, bool f64, Engine engine);
+/* filter.c: streams a CSV time series through a prev() model (one row per
+ * step), writing every latent's relaxed value per row; `learn` adds one
+ * optimizer step per time step.  Returns the exit status. */
+int filter_run(Diag *d, Model *m, const TrainConfig *cfg, const char *data_path, const char *out_path,
+               const char *params_path, bool learn, bool f64, Engine engine);
 /* Writes every param as a tensor plus metadata, atomically. */
 bool save_params(const Session *s, const char *path, const char *const *meta, int n_meta, char *err, size_t errlen);
 

@@ -535,3 +535,12 @@ int session_relax(Session *s, int steps, double step_size, Optimizer *each_step)
 }
 
 bool session_param_grads(Session *s) { return run(s, PHASE_PARAM_GRAD); }
+
+void session_grow(Session *s) { grow_storage(s); }
+
+int64_t session_relaxed_len(const Session *s) { return relaxed_len(s); }
+
+bool session_relax_step(Session *s, double step_size, double *velocity)
+{
+    return run(s, PHASE_VALUE_GRAD) && integrate(s, step_size, velocity);
+}

@@ -26,6 +26,7 @@ typedef struct Options {
     const char *data;         /* --data (fashion-mnist) */
     long long limit;          /* --limit N training samples */
     double clip;              /* --clip C: clamp gradients to ±C */
+    bool learn;               /* --learn (filter: online parameter steps) */
     bool f64;                 /* --dtype f64 */
     bool emit_ir, emit_derived, emit_llvm;
     TrainOverride overrides[32];
@@ -45,5 +46,6 @@ int cmd_emit(const Options *opt);
 int cmd_grad(const Options *opt);
 int cmd_train(const Options *opt);
 int cmd_eval(const Options *opt);
+int cmd_filter(const Options *opt);
 
 #endif

@@ -76,3 +76,25 @@ int cmd_eval(const Options *opt)
     compiler_free(&c);
     return rc;
 }
+
+int cmd_filter(const Options *opt)
+{
+    if (!opt->data || !opt->out_path) {
+        fprintf(stderr, "fepc: filter needs --data S.csv and --out E.csv\n");
+        return 2;
+    }
+    Compiler c;
+    if (!cli_load_model(&c, opt)) {
+        compiler_free(&c);
+        return 1;
+    }
+    Engine engine;
+    Jit *jit = NULL;
+    int rc = cli_engine(opt, &engine, &jit)
+                 ? filter_run(&c.diag, c.model, &c.model->train, opt->data, opt->out_path, opt->params_path, opt->learn,
+                              opt->f64, engine)
+                 : 1;
+    jit_free(jit);
+    compiler_free(&c);
+    return rc;
+}

@@ -18,6 +18,8 @@ static const char usage[] =
     "  train M.fep [--data fashion-mnist] [--save P.safetensors] [--log L.csv] [--resume P]\n"
     "              [--limit N] [--clip C]   train, printing energy and accuracy per epoch\n"
     "  eval M.fep --params P.safetensors    test accuracy and energy\n"
+    "  filter M.fep --data S.csv --out E.csv [--learn] [--params P]\n"
+    "                              stream a time series through a prev() model\n"
     "\n"
     "options:\n"
     "  --rule R --steps N --step-size η --seed N   any train key as --key value\n"
@@ -57,6 +59,10 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
             if (opt->model_path)
                 return usage_error("unexpected argument '%s'", a);
             opt->model_path = a;
+            continue;
+        }
+        if (!strcmp(a, "--learn")) {
+            opt->learn = true;
             continue;
         }
         if (!strcmp(a, "--ir") || !strcmp(a, "--derived") || !strcmp(a, "--llvm")) {
@@ -133,7 +139,7 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(const Options *);
     } commands[] = {{"check", cmd_check}, {"explain", cmd_explain}, {"emit", cmd_emit}, {"grad", cmd_grad},
-                  {"train", cmd_train}, {"eval", cmd_eval}};
+                  {"train", cmd_train}, {"eval", cmd_eval}, {"filter", cmd_filter}};
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(opt.command, commands[i].name))
             return commands[i].run(&opt);

@@ -1,0 +1,135 @@
+/* repl.h — private interface between the files of `fepc repl`:
+ *   repl.c       the input loop, dispatch, model and session lifecycle,
+ *                expression evaluation (JIT or interpreter)
+ *   repl_cmds.c  the `:command`s
+ *   repl_show.c  tensor display (values, elision, summary statistics)
+ *   repl_line.c  line input: libedit, history, completion, Ctrl-C flag
+ * Only tools/repl*.c include it. */
+#ifndef FEP_REPL_H
+#define FEP_REPL_H
+
+#include <time.h>
+
+#include "cli.h"
+
+/* ---- repl_line.c ---- */
+typedef struct Completions {
+    char **items;         /* malloc'd strings */
+    int n, cap;
+} Completions;
+void completions_add(Completions *c, const char *s);
+
+/* Fills `out` with candidates for the word line[word_start, cursor). */
+typedef void (*CompleteFn)(void *ctx, const char *line, size_t word_start, size_t cursor, Completions *out);
+
+typedef struct LineReader LineReader;
+/* interactive: libedit with history at history_path (may be NULL) and tab
+ * completion through `complete`; otherwise plain line-by-line stdin. */
+LineReader *line_reader_new(bool interactive, const char *history_path, CompleteFn complete, void *ctx);
+/* The next line without its newline (valid until the next call), or NULL
+ * at end of input.  *interrupted is set when Ctrl-C ended the read. */
+const char *line_reader_get(LineReader *lr, const char *prompt, bool *interrupted);
+void line_reader_free(LineReader *lr);
+
+/* Ctrl-C: the handler only sets a flag; long loops poll it. */
+void repl_install_sigint(void);
+bool repl_interrupted(void);
+void repl_clear_interrupt(void);
+
+/* ---- repl.c ---- */
+enum { TIMER_COMPILE = N_PHASES, TIMER_EXPR, N_TIMERS };
+
+typedef struct Timer {
+    long count;
+    double ms;
+} Timer;
+
+/* Wraps the session's engine to time every phase and compilation. */
+typedef struct TimedEngine {
+    Engine inner;
+    Timer timers[N_TIMERS];
+} TimedEngine;
+
+/* A train key typed at the prompt (:train, :rule), re-applied after every
+ * recompilation of the model. */
+typedef struct Setting {
+    char *key, *value;
+} Setting;
+
+typedef struct Repl {
+    const Options *opt;
+    Arena arena;          /* the prompt's own diagnostics when no model is loaded */
+    Diag diag;
+    bool loaded;
+    Compiler c;           /* the current model */
+    char *source;         /* its whole text: the file plus typed declarations */
+    char *source_name;    /* the file's path, or "<repl>" */
+    Session *s;
+    Optimizer *optim;     /* made on first use; dropped when the session changes */
+    Jit *jit;
+    TimedEngine timed;
+    int batch;
+    uint64_t next_uid;    /* Program.uid of expression programs (a range derive never reaches) */
+    Setting *settings;
+    int n_settings, cap_settings;
+    char prompt[96];
+} Repl;
+
+/* One typed line and its registration (as "<repl>") in a Diag. */
+typedef struct Line {
+    const char *text;
+    size_t len;
+    int file;             /* -1 until registered */
+    Diag *diag;
+} Line;
+
+/* The Diag that typed lines go to: the model's, else the prompt's own. */
+Diag *repl_diag(Repl *r);
+/* Reports an error at text[start, end) of the typed line. */
+void repl_error_at(Repl *r, Line *l, size_t start, size_t end, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* "no model loaded; use :load FILE" when none is; true when one is. */
+bool repl_need_model(Repl *r);
+/* Parses text[start..] of the line as one expression (the prefix blanked,
+ * so carets line up with what was typed) and lowers it against the model. */
+NodeId repl_lower(Repl *r, Line *l, size_t start);
+/* Evaluates a lowered expression against the session's current values:
+ * a malloc'd array of batch × numel (batched) or numel doubles, or NULL
+ * after printing an error. */
+double *repl_eval(Repl *r, NodeId root);
+/* Loads a model file (keeping the old one on failure). */
+bool repl_load(Repl *r, const char *path);
+/* Applies one train key to the model and session; `record` keeps it for
+ * later recompilations. */
+bool repl_train_setting(Repl *r, Line *l, size_t key_start, size_t key_end, size_t value_start, bool record);
+/* A new session for the current model with this batch and clamp set (NULL
+ * = the default), taking over the values of the current one. */
+bool repl_new_session(Repl *r, int batch, const bool *clamped);
+/* Runs one phase of the current program through the timed engine. */
+bool repl_run_phase(Repl *r, PhaseId phase);
+/* Energy at the current values (errors + energy phases); NAN if none. */
+double repl_energy_now(Repl *r);
+Optimizer *repl_optimizer(Repl *r);
+
+/* ---- repl_cmds.c ---- */
+/* Runs a `:command` line; false when it asks to quit. */
+bool repl_command(Repl *r, Line *l);
+/* Command names, for completion (NULL-terminated). */
+extern const char *const repl_command_names[];
+extern const char *const repl_train_keys[];
+
+/* ---- repl_show.c ---- */
+/* Prints values laid out as dims[0..rank) (row-major), eliding long
+ * tensors, then min/max/mean/std when there is more than one value. */
+void show_values(FILE *out, const double *v, int rank, const int64_t *dims);
+/* "[2, 3]" for a buffer as stored: batch first when batched (and > 1). */
+int show_dims(const Session *s, int buf, int64_t dims[TENSOR_MAX_RANK]);
+
+static inline double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+#endif
