@@ -12,11 +12,11 @@
 #ifndef FEP_CODEGEN_H
 #define FEP_CODEGEN_H
 
-#include <llvm-c/Core.h>
-
 #include "../runtime/runtime.h"
 
-typedef void (*PhaseFn)(void **buffers, int64_t batch, void **externs);
+typedef struct LLVMOpaqueModule *LLVMModuleRef;
+typedef struct LLVMOpaqueContext *LLVMContextRef;
+typedef struct LLVMOpaqueTargetMachine *LLVMTargetMachineRef;
 
 /* ---- emit.c ---- */
 /* Adds the phase functions of `p` (planned by `plan`) to `mod`, named
@@ -25,15 +25,32 @@ void cg_emit_program(LLVMModuleRef mod, const Model *m, const Program *p, const 
                      const char *prefix);
 const char *cg_phase_name(PhaseId phase);
 
+/* ---- target.c ---- */
+/* A TargetMachine for this CPU; NULL with a message. */
+LLVMTargetMachineRef cg_host_machine(char *err, size_t errlen);
+LLVMModuleRef cg_new_module(LLVMContextRef ctx, LLVMTargetMachineRef tm, const char *name);
+/* Verifies and optimises (default<O3>); false with a message. */
+bool cg_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err, size_t errlen);
+/* A module holding `p`'s phases under `prefix`, planned and emitted (and
+ * optimised when asked). */
+LLVMModuleRef cg_program_module(LLVMContextRef ctx, LLVMTargetMachineRef tm, Model *m, Program *p, bool f64,
+                                const char *prefix, bool optimised, char *err, size_t errlen);
+
 /* ---- jit.c ---- */
 typedef struct Jit Jit;
 Jit *jit_new(char *err, size_t errlen);
 void jit_free(Jit *j);
 /* Plans, emits, optimises and compiles `p`; fills fns[phase] (NULL for
  * empty phases).  Returns false with a message. */
-bool jit_compile(Jit *j, Model *m, const Program *p, bool f64, PhaseFn fns[N_PHASES], char *err, size_t errlen);
+bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], char *err, size_t errlen);
 /* The optimised LLVM IR of a program as text (fepc emit --llvm); caller frees. */
-char *jit_llvm_text(Model *m, const Program *p, bool f64, bool optimised, char *err, size_t errlen);
+char *jit_llvm_text(Model *m, Program *p, bool f64, bool optimised, char *err, size_t errlen);
+
+/* ---- aot.c ---- */
+/* `fepc build`: compiles the model's rule in training and prediction modes
+ * (f32 and f64) into a shared object at so_path (with the model source
+ * embedded) and writes the C header h_path.  Both written atomically. */
+bool aot_build(Model *m, const char *source, const char *so_path, const char *h_path, char *err, size_t errlen);
 
 /* The JIT as a runtime Engine: compiles each program on first use. */
 Engine engine_jit(Jit *j);

@@ -12,6 +12,8 @@
  * results must match the reference interpreter. */
 #include "codegen.h"
 
+#include <llvm-c/Core.h>
+
 #include <stdlib.h>
 #include <string.h>
 

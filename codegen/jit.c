@@ -9,6 +9,7 @@
 #include "codegen.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -45,27 +46,6 @@ static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errle
     return false;
 }
 
-static LLVMTargetMachineRef host_machine(char *err, size_t errlen)
-{
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
-    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-    LLVMTargetRef target;
-    char *msg = NULL;
-    LLVMTargetMachineRef tm = NULL;
-    if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
-        snprintf(err, errlen, "no LLVM target for %s: %s", triple, msg);
-        LLVMDisposeMessage(msg);
-    } else {
-        tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
-                                     LLVMCodeModelJITDefault);
-    }
-    LLVMDisposeMessage(triple);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
-    return tm;
-}
-
 /* Symbols the generated code calls that live in this process. */
 static bool define_runtime_symbols(Jit *j, char *err, size_t errlen)
 {
@@ -88,7 +68,7 @@ static bool define_runtime_symbols(Jit *j, char *err, size_t errlen)
 Jit *jit_new(char *err, size_t errlen)
 {
     Jit *j = xcalloc(1, sizeof *j);
-    j->tm = host_machine(err, errlen);
+    j->tm = cg_host_machine(err, errlen);
     LLVMOrcJITTargetMachineBuilderRef jtmb;
     if (!j->tm || !take_error(LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb), "host detection", err, errlen)) {
         jit_free(j);
@@ -118,51 +98,12 @@ void jit_free(Jit *j)
     free(j);
 }
 
-static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err, size_t errlen)
-{
-    char *msg = NULL;
-    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
-        snprintf(err, errlen, "generated code failed verification: %.400s", msg);
-        LLVMDisposeMessage(msg);
-        return false;
-    }
-    LLVMDisposeMessage(msg);
-    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
-    LLVMPassBuilderOptionsSetLoopVectorization(opts, true);
-    LLVMPassBuilderOptionsSetSLPVectorization(opts, true);
-    bool ok = take_error(LLVMRunPasses(mod, "default<O3>", tm, opts), "optimisation", err, errlen);
-    LLVMDisposePassBuilderOptions(opts);
-    return ok;
-}
-
-/* A module for `p` in context `ctx`, planned, emitted and optimised. */
-static LLVMModuleRef build_module(LLVMContextRef ctx, LLVMTargetMachineRef tm, Model *m, const Program *p, bool f64,
-                                  const char *prefix, bool optimised, char *err, size_t errlen)
-{
-    Plan *plan = pass_plan(m, p);
-    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(prefix, ctx);
-    char *triple = LLVMGetTargetMachineTriple(tm);
-    LLVMSetTarget(mod, triple);
-    LLVMDisposeMessage(triple);
-    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
-    char *layout_text = LLVMCopyStringRepOfTargetData(layout);
-    LLVMSetDataLayout(mod, layout_text);
-    LLVMDisposeMessage(layout_text);
-    LLVMDisposeTargetData(layout);
-    cg_emit_program(mod, m, p, plan, f64, prefix);
-    if (optimised && !optimise(mod, tm, err, errlen)) {
-        LLVMDisposeModule(mod);
-        return NULL;
-    }
-    return mod;
-}
-
-bool jit_compile(Jit *j, Model *m, const Program *p, bool f64, PhaseFn fns[N_PHASES], char *err, size_t errlen)
+bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], char *err, size_t errlen)
 {
     char prefix[32];
     snprintf(prefix, sizeof prefix, "fep%d", j->n_programs++);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef mod = build_module(LLVMOrcThreadSafeContextGetContext(tsc), j->tm, m, p, f64, prefix, true, err, errlen);
+    LLVMModuleRef mod = cg_program_module(LLVMOrcThreadSafeContextGetContext(tsc), j->tm, m, p, f64, prefix, true, err, errlen);
     if (!mod) {
         LLVMOrcDisposeThreadSafeContext(tsc);
         return false;
@@ -186,13 +127,13 @@ bool jit_compile(Jit *j, Model *m, const Program *p, bool f64, PhaseFn fns[N_PHA
     return true;
 }
 
-char *jit_llvm_text(Model *m, const Program *p, bool f64, bool optimised, char *err, size_t errlen)
+char *jit_llvm_text(Model *m, Program *p, bool f64, bool optimised, char *err, size_t errlen)
 {
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMTargetMachineRef tm = host_machine(err, errlen);
+    LLVMTargetMachineRef tm = cg_host_machine(err, errlen);
     char *text = NULL;
     if (tm) {
-        LLVMModuleRef mod = build_module(ctx, tm, m, p, f64, "fep", optimised, err, errlen);
+        LLVMModuleRef mod = cg_program_module(ctx, tm, m, p, f64, "fep", optimised, err, errlen);
         if (mod) {
             char *s = LLVMPrintModuleToString(mod);
             text = xstrdup(s);

@@ -191,6 +191,8 @@ typedef struct Model {
     TrainConfig train;
     bool has_prev;            /* a stream model */
     struct LowerScope *scope; /* lets and families, for lowering later expressions (lower.h) */
+    struct Program **programs;/* derived programs, one per (rule, clamp set): pass_derive_cached */
+    int n_programs, cap_programs;
 } Model;
 
 /* ---- derived programs ---- */
@@ -223,7 +225,8 @@ typedef struct Relaxed {
     int value_buf, vgrad_buf;
 } Relaxed;
 
-typedef struct Program {
+typedef struct Program Program;
+struct Program {
     Model *model;
     RuleSpec rule;
     bool *clamped;        /* per tensor: value supplied by data */
@@ -234,9 +237,10 @@ typedef struct Program {
     bool learn_each_step; /* ipc: parameters step at every relaxation step */
     NodeId *error_nodes;  /* per tensor: its error expression (printers name it ε_v) */
     uint64_t uid;         /* unique in the process: caches of compiled code key on it */
+    struct Plan *plan;    /* storage plan for compiled execution (pass_plan), once made */
     int solve_coeff_buf;  /* PHASE_SOLVE's coefficient buffer (c_k = P[Bin(n, η) ≥ k]), or -1 */
     int solve_depth;      /* number of coefficients (longest relaxed path) */
-} Program;
+};
 
 /* ---- graph.c ---- */
 void ir_graph_init(Graph *g, Arena *arena);

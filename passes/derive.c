@@ -548,3 +548,18 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped)
     p->error_nodes = dv.error_node;
     return p;
 }
+
+Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clamped)
+{
+    for (int i = 0; i < m->n_programs; i++) {
+        Program *p = m->programs[i];
+        if (!memcmp(&p->rule, &rule, sizeof rule) && !memcmp(p->clamped, clamped, (size_t)m->n_tensors))
+            return p;
+    }
+    Program *p = pass_derive(d, m, rule, clamped);
+    if (p) {
+        m->programs = arena_grow(m->arena, m->programs, &m->cap_programs, m->n_programs, sizeof *m->programs);
+        m->programs[m->n_programs++] = p;
+    }
+    return p;
+}

@@ -23,6 +23,11 @@ bool *pass_clamp_set(Model *m, bool observed_clamped);
  * when the rule or one of its options cannot apply to this model. */
 Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped);
 
+/* The program for (rule, clamp set), derived on first request and then
+ * shared: sessions, engines and loaded modules all see one Program per
+ * mode, so buffer tables stay identical however they are reached. */
+Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clamped);
+
 /* ---- plan.c ---- */
 /* How one phase executes as compiled code: which nodes get storage (in
  * evaluation order) and where; every other node is computed inline inside
@@ -40,10 +45,13 @@ typedef struct Plan {
     PhasePlan phases[N_PHASES];
 } Plan;
 
-/* Requires: a derived Program.  Produces: a Plan; registers one BUF_TEMP
- * buffer per materialized intermediate (sessions allocate them like any
- * buffer).  Never mutates the graph. */
-Plan *pass_plan(Model *m, const Program *p);
+/* Requires: a derived Program.  Produces its Plan (made once, then cached
+ * in p->plan); registers one BUF_TEMP buffer per materialized intermediate
+ * (sessions allocate them like any buffer).  Never mutates the graph. */
+Plan *pass_plan(Model *m, Program *p);
+/* A hash of the buffer table (names, kinds, shapes): compiled code is only
+ * valid against the table it was compiled for. */
+uint64_t pass_buffer_signature(const Model *m);
 /* True when a node can be computed inside an elementwise loop. */
 bool plan_inlinable_op(Op op);
 

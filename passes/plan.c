@@ -133,10 +133,26 @@ static void plan_phase(Model *m, const Program *p, PhaseId phase, PhasePlan *pp)
     free(pl.reads_buf);
 }
 
-Plan *pass_plan(Model *m, const Program *p)
+Plan *pass_plan(Model *m, Program *p)
 {
+    if (p->plan)
+        return p->plan;
     Plan *plan = arena_alloc(m->arena, sizeof *plan);
+    p->plan = plan;
     for (int ph = 0; ph < N_PHASES; ph++)
         plan_phase(m, p, (PhaseId)ph, &plan->phases[ph]);
     return plan;
+}
+
+uint64_t pass_buffer_signature(const Model *m)
+{
+    uint64_t h = hash_mix(0, (uint64_t)m->n_buffers);
+    for (int b = 0; b < m->n_buffers; b++) {
+        const Buffer *buf = &m->buffers[b];
+        const Shape *s = ir_shape(&m->g, buf->shape);
+        h = hash_mix(h, hash_bytes(buf->name, strlen(buf->name), 0));
+        h = hash_mix(h, (uint64_t)buf->kind * 2 + buf->batched);
+        h = hash_mix(h, hash_bytes(s->dims, sizeof(int32_t) * (size_t)s->rank, (uint64_t)s->rank));
+    }
+    return h;
 }

@@ -92,8 +92,13 @@ static void *scratch_alloc(size_t bytes)
 #define SFX f32_avx512
 #define VL 16
 #define MR 8
+#ifdef XKC
+#define KC XKC
+#define NC XNC
+#else
 #define KC 384
 #define NC 2048
+#endif
 #define VEC_TRANSPOSE 1
 #define TGT __attribute__((target("avx512f")))
 #include __FILE__
@@ -111,6 +116,27 @@ static void *scratch_alloc(size_t bytes)
 
 #undef GEMM_INSTANCE
 
+/* ---- the direct loop, for tiny products ---- */
+
+/* gemm.h's contract as a plain scalar loop (one dot product per element of C,
+ * any transposes); no allocation, no set-up: Kalman-sized products. */
+#define FEP_GEMM_DIRECT_LOOP(T, name)                                                                           \
+    static void name(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B, int64_t ldb, \
+                     bool tb, T *C, int64_t ldc, bool accumulate)                                                \
+    {                                                                                                            \
+        int64_t ai = ta ? 1 : lda, ak = ta ? lda : 1, bk = tb ? 1 : ldb, bj = tb ? ldb : 1;                      \
+        for (int64_t i = 0; i < M; i++)                                                                          \
+            for (int64_t j = 0; j < N; j++) {                                                                    \
+                T s = 0;                                                                                         \
+                for (int64_t l = 0; l < K; l++)                                                                  \
+                    s += A[i * ai + l * ak] * B[l * bk + j * bj];                                                \
+                C[i * ldc + j] = accumulate ? C[i * ldc + j] + s : s;                                            \
+            }                                                                                                    \
+    }
+FEP_GEMM_DIRECT_LOOP(float, direct_f32)
+FEP_GEMM_DIRECT_LOOP(double, direct_f64)
+#undef FEP_GEMM_DIRECT_LOOP
+
 /* ---- path table and the one-time ISA choice ---- */
 
 typedef void SgemmFn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta, const float *B,
@@ -120,17 +146,17 @@ typedef void DgemmFn(int64_t M, int64_t N, int64_t K, const double *A, int64_t l
 
 typedef struct GemmImpl {
     const char *name;
-    SgemmFn *sgemm, *sdirect;
-    DgemmFn *dgemm, *ddirect;
+    SgemmFn *sgemm;
+    DgemmFn *dgemm;
     int mr_f, nr_f, mr_d, nr_d;
 } GemmImpl;
 
 static const GemmImpl impls[] = {
-    [FEP_GEMM_GENERIC] = {"generic", gemm_f32_generic, direct_f32_generic, gemm_f64_generic, direct_f64_generic,
+    [FEP_GEMM_GENERIC] = {"generic", gemm_f32_generic, gemm_f64_generic,
                           tile_rows_f32_generic, tile_cols_f32_generic, tile_rows_f64_generic, tile_cols_f64_generic},
-    [FEP_GEMM_AVX2] = {"avx2", gemm_f32_avx2, direct_f32_avx2, gemm_f64_avx2, direct_f64_avx2, tile_rows_f32_avx2,
+    [FEP_GEMM_AVX2] = {"avx2", gemm_f32_avx2, gemm_f64_avx2, tile_rows_f32_avx2,
                        tile_cols_f32_avx2, tile_rows_f64_avx2, tile_cols_f64_avx2},
-    [FEP_GEMM_AVX512] = {"avx512", gemm_f32_avx512, direct_f32_avx512, gemm_f64_avx512, direct_f64_avx512,
+    [FEP_GEMM_AVX512] = {"avx512", gemm_f32_avx512, gemm_f64_avx512,
                          tile_rows_f32_avx512, tile_cols_f32_avx512, tile_rows_f64_avx512, tile_cols_f64_avx512},
 };
 
@@ -200,7 +226,7 @@ static bool is_tiny(int64_t M, int64_t N, int64_t K)
 
 static const GemmImpl *path_impl(FepGemmPath path)
 {
-    if (path == FEP_GEMM_AUTO || path == FEP_GEMM_DIRECT)
+    if (path == FEP_GEMM_AUTO)
         return best_impl();
     if (!fep_gemm_path_supported(path)) {
         fprintf(stderr, "fep gemm: path %d is not supported on this CPU\n", (int)path);
@@ -212,17 +238,19 @@ static const GemmImpl *path_impl(FepGemmPath path)
 void fep_sgemm_path(FepGemmPath path, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta,
                     const float *B, int64_t ldb, bool tb, float *C, int64_t ldc, bool accumulate)
 {
-    const GemmImpl *im = path_impl(path);
-    bool direct = path == FEP_GEMM_DIRECT || (path == FEP_GEMM_AUTO && is_tiny(M, N, K));
-    (direct ? im->sdirect : im->sgemm)(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+    if (path == FEP_GEMM_DIRECT || (path == FEP_GEMM_AUTO && is_tiny(M, N, K)))
+        direct_f32(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+    else
+        path_impl(path)->sgemm(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
 }
 
 void fep_dgemm_path(FepGemmPath path, int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta,
                     const double *B, int64_t ldb, bool tb, double *C, int64_t ldc, bool accumulate)
 {
-    const GemmImpl *im = path_impl(path);
-    bool direct = path == FEP_GEMM_DIRECT || (path == FEP_GEMM_AUTO && is_tiny(M, N, K));
-    (direct ? im->ddirect : im->dgemm)(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+    if (path == FEP_GEMM_DIRECT || (path == FEP_GEMM_AUTO && is_tiny(M, N, K)))
+        direct_f64(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+    else
+        path_impl(path)->dgemm(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
 }
 
 void fep_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta, const float *B, int64_t ldb,
@@ -239,21 +267,35 @@ void fep_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bo
 
 #else /* GEMM_INSTANCE: the typed body for element type T (index type IT),
          VL lanes per vector, an MR × 2·VL register tile, KC × NC blocks,
-         compiled with the attribute TGT; names end in _SFX. */
+         compiled with the attribute TGT; names end in _SFX.  VEC_TRANSPOSE:
+         transpose VL×VL blocks with two-source shuffles (AVX2, AVX-512). */
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, SFX)
 #define NR (2 * VL)
 #define V FN(vec)
+#define AINL static inline __attribute__((always_inline)) TGT
 
+/* Strips of P are MR rows for two-vector panels, MR1 rows when C' is at most
+ * one vector wide (the same number of accumulators). */
+#define MR1 (2 * MR < 16 ? 2 * MR : 16)
 enum { FN(tile_rows) = MR, FN(tile_cols) = NR };
 
 typedef T V __attribute__((vector_size(VL * sizeof(T))));
 typedef IT FN(ivec) __attribute__((vector_size(VL * sizeof(T))));
+#if VL == 2
+#define FEP_GEMM_IOTA {0, 1}
+#elif VL == 4
+#define FEP_GEMM_IOTA {0, 1, 2, 3}
+#elif VL == 8
+#define FEP_GEMM_IOTA {0, 1, 2, 3, 4, 5, 6, 7}
+#else
+#define FEP_GEMM_IOTA {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+#endif
 
 /* C' = P·Q as strided views: p(i, l) = p[i*rs_p + l*cs_p] (m×k), q(l, j) =
- * q[l*rs_q + j*cs_q] (k×n), c'(i, j) = c[i*rs_c + j*cs_c]; beta: add to C. */
+ * q[l*rs_q + j*cs_q] (k×n), c'(i, j) = c[i*rs_c + j*cs_c]; beta: add to C'. */
 typedef struct FN(Prob) {
     int64_t m, n, k;
     const T *p;
@@ -265,19 +307,80 @@ typedef struct FN(Prob) {
     bool beta;
 } FN(Prob);
 
-static inline __attribute__((always_inline)) TGT V FN(loadu)(const T *src)
+AINL V FN(loadu)(const T *src)
 {
     V v;
     memcpy(&v, src, sizeof v);
     return v;
 }
 
-static inline __attribute__((always_inline)) TGT void FN(storeu)(T *dst, V v)
+AINL void FN(storeu)(T *dst, V v)
 {
     memcpy(dst, &v, sizeof v);
 }
 
-/* Writes an m×n block held in tmp (row stride NR) to c' with any strides. */
+/* The smallest power of two ≥ r (r ≤ 16). */
+AINL int FN(pow2_at_least)(int r)
+{
+    return r <= 1 ? 1 : r <= 2 ? 2 : r <= 4 ? 4 : r <= 8 ? 8 : 16;
+}
+
+#if VEC_TRANSPOSE
+/* In-register transpose of the RP×RP sub-blocks of rows x[0..RP): afterwards
+ * x[r][g*RP + i] = old x[i][g*RP + r].  log2(RP) rounds of two-source
+ * shuffles, each swapping the off-diagonal d×d blocks of every 2d×2d block. */
+AINL void FN(transpose_rows)(const int RP, V *x)
+{
+#pragma GCC unroll 4
+    for (int d = 1; d < RP; d <<= 1) {
+        /* lane t of the results: lo ← (t & d) ? b[t - d] : a[t], hi ← (t & d) ? b[t] : a[t + d] */
+        const FN(ivec) iota = FEP_GEMM_IOTA, upper = (FN(ivec))((iota & d) != 0) & (VL - d);
+        const FN(ivec) lo = iota + upper, hi = iota + d + upper;
+#pragma GCC unroll 16
+        for (int r = 0; r < RP; r++) {
+            if (r & d)
+                continue;
+            V a = x[r], b = x[r + d];
+            x[r] = __builtin_shuffle(a, b, lo);
+            x[r + d] = __builtin_shuffle(a, b, hi);
+        }
+    }
+}
+
+/* Writes R ≤ VL rows × NVEC vectors of a register tile to a transposed C'
+ * (rs_c == 1): row j of the tile's columns becomes R contiguous values of C
+ * at c + j*cs_c. */
+AINL void FN(store_transposed)(const int R, const int NVEC, V (*acc)[2], T *c, int64_t cs_c, bool beta)
+{
+    const int RP = FN(pow2_at_least)(R);
+    T buf[16 * VL] __attribute__((aligned(64)));
+#pragma GCC unroll 2
+    for (int v = 0; v < NVEC; v++) {
+        V x[16];
+#pragma GCC unroll 16
+        for (int r = 0; r < RP; r++)
+            x[r] = r < R ? acc[r][v] : (V){0};
+        FN(transpose_rows)(RP, x);
+#pragma GCC unroll 16
+        for (int r = 0; r < RP; r++)
+            FN(storeu)(buf + r * VL, x[r]);
+#pragma GCC unroll 16
+        for (int g = 0; g < VL / RP; g++)
+#pragma GCC unroll 16
+            for (int r = 0; r < RP; r++) {
+                T *dst = c + (v * VL + g * RP + r) * cs_c;
+                const T *src = buf + r * VL + g * RP;
+                if (beta)
+                    for (int t = 0; t < R; t++)
+                        dst[t] += src[t];
+                else
+                    memcpy(dst, src, sizeof(T) * (size_t)R);
+            }
+    }
+}
+#endif
+
+/* Writes an m×n block held in tmp (row stride NR) to C' with any strides. */
 static TGT void FN(store_tmp)(const T *tmp, int m, int n, T *c, int64_t rs_c, int64_t cs_c, bool beta)
 {
     if (cs_c == 1) {
@@ -291,17 +394,15 @@ static TGT void FN(store_tmp)(const T *tmp, int m, int n, T *c, int64_t rs_c, in
             c[i * rs_c + j * cs_c] = beta ? c[i * rs_c + j * cs_c] + tmp[i * NR + j] : tmp[i * NR + j];
 }
 
-/* The register tile: R rows × NVEC vectors of C' (R, NVEC compile-time
- * constants after inlining) summed over kc steps.  Row i of P is read at
- * p[off[i] + l*cs_p]; q is a packed panel, NR values per step.  Only the
- * leading m×n part is written back. */
-static inline __attribute__((always_inline)) TGT void FN(tile)(const int R, const int NVEC, int64_t kc, const T *p,
-                                                                const int64_t *off, int64_t cs_p, const T *q,
-                                                                T *c, int64_t rs_c, int64_t cs_c, int m, int n,
-                                                                bool beta)
+/* The register tile: R rows × NVEC vectors of C' (compile-time constants
+ * after inlining) summed over kc steps.  Row i of P is read at
+ * p[off[i] + l*cs_p]; q is a packed panel, NR values per step.  The leading
+ * R×n part is written back (n ≤ NVEC·VL). */
+AINL void FN(tile)(const int R, const int NVEC, int64_t kc, const T *p, const int64_t *off, int64_t cs_p,
+                   const T *q, T *c, int64_t rs_c, int64_t cs_c, int n, bool beta)
 {
-    V acc[MR][2];
-    int64_t o[MR];
+    V acc[MR1][2];
+    int64_t o[MR1];
 #pragma GCC unroll 16
     for (int i = 0; i < R; i++) {
         acc[i][0] = acc[i][1] = (V){0};
@@ -323,8 +424,6 @@ static inline __attribute__((always_inline)) TGT void FN(tile)(const int R, cons
     if (cs_c == 1 && n == NVEC * VL) {
 #pragma GCC unroll 16
         for (int i = 0; i < R; i++) {
-            if (i >= m)
-                break;
             T *row = c + i * rs_c;
 #pragma GCC unroll 2
             for (int v = 0; v < NVEC; v++)
@@ -332,49 +431,70 @@ static inline __attribute__((always_inline)) TGT void FN(tile)(const int R, cons
         }
         return;
     }
-    T tmp[MR * NR] __attribute__((aligned(64)));
+#if VEC_TRANSPOSE
+    if (R <= VL && rs_c == 1 && n == NVEC * VL) {
+        FN(store_transposed)(R, NVEC, acc, c, cs_c, beta);
+        return;
+    }
+#endif
+    T tmp[MR1 * NR] __attribute__((aligned(64)));
 #pragma GCC unroll 16
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 2
         for (int v = 0; v < NVEC; v++)
             FN(storeu)(tmp + i * NR + v * VL, acc[i][v]);
-    FN(store_tmp)(tmp, m, n, c, rs_c, cs_c, beta);
+    FN(store_tmp)(tmp, R, n, c, rs_c, cs_c, beta);
 }
 
-/* One micro-kernel call: m ≤ MR rows, n ≤ NR columns; picks the smallest
- * compiled tile that covers them (rows past m reuse row m-1 via off). */
+/* One micro-kernel call on m rows × n columns of C' (m ≤ MR, n ≤ NR; or m ≤
+ * MR1, n ≤ VL): the tile compiled for exactly m rows and one or two vectors. */
 static TGT void FN(kernel)(int64_t kc, const T *p, const int64_t *off, int64_t cs_p, const T *q, T *c, int64_t rs_c,
                            int64_t cs_c, int m, int n, bool beta)
 {
-    bool two = n > VL;
+    switch (m) {
 #define FEP_GEMM_TILE(RR)                                                                                     \
-    if (m <= (RR) || (RR) >= MR) {                                                                            \
-        if (two)                                                                                              \
-            FN(tile)((RR) < MR ? (RR) : MR, 2, kc, p, off, cs_p, q, c, rs_c, cs_c, m, n, beta);               \
+    case RR:                                                                                                  \
+        if ((RR) <= MR && n > VL)                                                                             \
+            FN(tile)((RR) <= MR ? (RR) : 1, 2, kc, p, off, cs_p, q, c, rs_c, cs_c, n, beta);                  \
+        else if ((RR) <= MR1 && n <= VL)                                                                      \
+            FN(tile)((RR) <= MR1 ? (RR) : 1, 1, kc, p, off, cs_p, q, c, rs_c, cs_c, n, beta);                 \
         else                                                                                                  \
-            FN(tile)((RR) < MR ? (RR) : MR, 1, kc, p, off, cs_p, q, c, rs_c, cs_c, m, n, beta);               \
-        return;                                                                                               \
-    }
-    FEP_GEMM_TILE(1)
-    FEP_GEMM_TILE(2)
-    FEP_GEMM_TILE(4)
-    FEP_GEMM_TILE(8)
-    FEP_GEMM_TILE(12)
-    FEP_GEMM_TILE(16)
+            break;                                                                                            \
+        return;
+        FEP_GEMM_TILE(1)
+        FEP_GEMM_TILE(2)
+        FEP_GEMM_TILE(3)
+        FEP_GEMM_TILE(4)
+        FEP_GEMM_TILE(5)
+        FEP_GEMM_TILE(6)
+        FEP_GEMM_TILE(7)
+        FEP_GEMM_TILE(8)
+        FEP_GEMM_TILE(9)
+        FEP_GEMM_TILE(10)
+        FEP_GEMM_TILE(11)
+        FEP_GEMM_TILE(12)
+        FEP_GEMM_TILE(13)
+        FEP_GEMM_TILE(14)
+        FEP_GEMM_TILE(15)
+        FEP_GEMM_TILE(16)
 #undef FEP_GEMM_TILE
+    }
+    abort(); /* m outside 1..MR: a driver bug */
 }
 
 /* Copies kc rows of w ≤ NR contiguous values (row stride rs) into a panel,
- * zero-padding columns w..NR. */
+ * zero-padding columns w..NR, or only w..VL when w ≤ VL (the kernel then
+ * reads one vector per step). */
 static TGT void FN(pack_rows)(const T *src, int64_t rs, int64_t kc, int w, T *dst)
 {
+    int width = w > VL ? NR : VL;
     for (int64_t l = 0; l < kc; l++, src += rs, dst += NR) {
         if (w == NR) {
             FN(storeu)(dst, FN(loadu)(src));
             FN(storeu)(dst + VL, FN(loadu)(src + VL));
             continue;
         }
-        for (int j = 0; j < NR; j++)
+        for (int j = 0; j < width; j++)
             dst[j] = j < w ? src[j] : 0;
     }
 }
@@ -389,31 +509,14 @@ static TGT void FN(pack_cols_scalar)(const T *src, int64_t cs, int64_t l0, int64
 }
 
 #if VEC_TRANSPOSE
-/* dst[r*NR + j] = src[j*cs + r] for a VL×VL block: log2(VL) rounds of
- * two-source shuffles, each swapping the off-diagonal d×d sub-blocks. */
-static inline __attribute__((always_inline)) TGT void FN(transpose)(const T *src, int64_t cs, T *dst)
+/* dst[r*NR + j] = src[j*cs + r] for r, j < VL, zero for columns j ≥ cols. */
+AINL void FN(pack_cols_block)(const T *src, int64_t cs, int cols, T *dst)
 {
     V x[VL];
 #pragma GCC unroll 16
     for (int r = 0; r < VL; r++)
-        x[r] = FN(loadu)(src + r * cs);
-#pragma GCC unroll 4
-    for (int d = 1; d < VL; d <<= 1) {
-        FN(ivec) lo, hi;
-#pragma GCC unroll 16
-        for (int t = 0; t < VL; t++) {
-            lo[t] = (t & d) ? VL + t - d : t;
-            hi[t] = (t & d) ? VL + t : t + d;
-        }
-#pragma GCC unroll 16
-        for (int r = 0; r < VL; r++) {
-            if (r & d)
-                continue;
-            V a = x[r], b = x[r + d];
-            x[r] = __builtin_shuffle(a, b, lo);
-            x[r + d] = __builtin_shuffle(a, b, hi);
-        }
-    }
+        x[r] = r < cols ? FN(loadu)(src + r * cs) : (V){0};
+    FN(transpose_rows)(VL, x);
 #pragma GCC unroll 16
     for (int r = 0; r < VL; r++)
         *(V *)__builtin_assume_aligned(dst + r * NR, sizeof(V)) = x[r];
@@ -421,15 +524,15 @@ static inline __attribute__((always_inline)) TGT void FN(transpose)(const T *src
 #endif
 
 /* Packs kc steps of w ≤ NR columns stored column-contiguously (q(l, j) =
- * src[j*cs + l]) into a panel: the transposing pack. */
+ * src[j*cs + l]) into a panel: the transposing pack.  Zero-pads as pack_rows. */
 static TGT void FN(pack_cols)(const T *src, int64_t cs, int64_t kc, int w, T *dst)
 {
-    for (int j0 = 0; j0 < NR; j0 += VL) {
+    for (int j0 = 0; j0 < (w > VL ? NR : VL); j0 += VL) {
         int64_t l0 = 0;
 #if VEC_TRANSPOSE
-        if (j0 + VL <= w)
+        if (j0 < w)
             for (; l0 + VL <= kc; l0 += VL)
-                FN(transpose)(src + j0 * cs + l0, cs, dst + l0 * NR + j0);
+                FN(pack_cols_block)(src + j0 * cs + l0, cs, w - j0, dst + l0 * NR + j0);
 #endif
         FN(pack_cols_scalar)(src, cs, l0, kc, j0, w, dst);
     }
@@ -448,10 +551,16 @@ static TGT void FN(pack_q)(const FN(Prob) *pr, int64_t pc, int64_t kc, int64_t j
     }
 }
 
-/* Packs mr rows × kc steps of a row-strided P (rs_p == 1) as dst[l*MR + i]. */
+/* Packs mr ≤ MR1 rows × kc steps of a P whose columns are contiguous
+ * (p(i, l) = src[i + l*cs]) as dst[l*MR1 + i]. */
 static TGT void FN(pack_p)(const T *src, int64_t cs, int64_t kc, int mr, T *dst)
 {
-    for (int64_t l = 0; l < kc; l++, src += cs, dst += MR)
+    if (mr == MR) {
+        for (int64_t l = 0; l < kc; l++, src += cs, dst += MR1)
+            memcpy(dst, src, sizeof(T) * MR);
+        return;
+    }
+    for (int64_t l = 0; l < kc; l++, src += cs, dst += MR1)
         for (int i = 0; i < mr; i++)
             dst[i] = src[i];
 }
@@ -467,8 +576,9 @@ static TGT void FN(clear_c)(const FN(Prob) *pr)
 }
 
 /* The blocked product: NC columns × KC steps of Q packed at a time, then each
- * MR-row strip of P (read in place, or packed when its rows are strided) runs
- * across all NR panels. */
+ * strip of ≤ MR rows of P (read in place, or packed when its columns are the
+ * contiguous direction) runs across all NR panels.  Strip heights are even
+ * (64 rows: 8 × 8; 10 rows: 5 + 5), so no strip is much thinner than MR. */
 static TGT void FN(blocked)(const FN(Prob) *pr)
 {
     int64_t m = pr->m, n = pr->n, k = pr->k;
@@ -480,31 +590,33 @@ static TGT void FN(blocked)(const FN(Prob) *pr)
     }
     int64_t kcb = ceil_div(k, ceil_div(k, KC));
     int64_t ncb = ceil_div(min_i64(n, NC), NR) * NR;
+    int64_t strips = ceil_div(m, n <= VL ? MR1 : MR), base = m / strips, extra = m % strips;
     bool packp = pr->cs_p != 1;
-    T *qbuf = scratch_alloc(sizeof(T) * (size_t)(kcb * ncb + (packp ? MR * kcb : 0)));
+    T *qbuf = scratch_alloc(sizeof(T) * (size_t)(kcb * ncb + (packp ? MR1 * kcb : 0)));
     T *pbuf = qbuf + kcb * ncb;
-    int64_t off[MR];
+    int64_t off[MR1];
     for (int64_t jc = 0; jc < n; jc += NC) {
         int64_t nc = min_i64(NC, n - jc);
         for (int64_t pc = 0; pc < k; pc += kcb) {
             int64_t kc = min_i64(kcb, k - pc);
             bool beta = pr->beta || pc > 0;
             FN(pack_q)(pr, pc, kc, jc, nc, qbuf);
-            for (int64_t ir = 0; ir < m; ir += MR) {
-                int mr = (int)min_i64(MR, m - ir);
+            for (int64_t s = 0, ir = 0; s < strips; s++) {
+                int mr = (int)(base + (s < extra));
                 const T *p = pr->p + ir * pr->rs_p + pc * pr->cs_p;
                 int64_t cs_p = pr->cs_p;
-                for (int i = 0; i < MR; i++)
+                for (int i = 0; i < MR1; i++)
                     off[i] = (i < mr ? i : mr - 1) * (packp ? 1 : pr->rs_p);
                 if (packp) {
                     FN(pack_p)(p, pr->cs_p, kc, mr, pbuf);
                     p = pbuf;
-                    cs_p = MR;
+                    cs_p = MR1;
                 }
                 T *c = pr->c + ir * pr->rs_c + jc * pr->cs_c;
                 for (int64_t jr = 0; jr < nc; jr += NR)
                     FN(kernel)(kc, p, off, cs_p, qbuf + jr * kc, c + jr * pr->cs_c, pr->rs_c, pr->cs_c, mr,
                                (int)min_i64(NR, nc - jr), beta);
+                ir += mr;
             }
         }
     }
@@ -528,36 +640,9 @@ static TGT void FN(gemm)(int64_t M, int64_t N, int64_t K, const T *A, int64_t ld
     FN(blocked)(&pr);
 }
 
-/* gemm.h's contract as a plain loop: rows of C updated from rows of B, or
- * dot products when B is transposed.  For tiny products. */
-static TGT void FN(direct)(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B,
-                           int64_t ldb, bool tb, T *C, int64_t ldc, bool accumulate)
-{
-    int64_t ai = ta ? 1 : lda, ak = ta ? lda : 1;
-    for (int64_t i = 0; i < M; i++) {
-        T *c = C + i * ldc;
-        const T *a = A + i * ai;
-        if (tb) {
-            for (int64_t j = 0; j < N; j++) {
-                T s = 0;
-                for (int64_t l = 0; l < K; l++)
-                    s += a[l * ak] * B[j * ldb + l];
-                c[j] = accumulate ? c[j] + s : s;
-            }
-            continue;
-        }
-        if (!accumulate)
-            for (int64_t j = 0; j < N; j++)
-                c[j] = 0;
-        for (int64_t l = 0; l < K; l++) {
-            T al = a[l * ak];
-            const T *b = B + l * ldb;
-            for (int64_t j = 0; j < N; j++)
-                c[j] += al * b[j];
-        }
-    }
-}
-
+#undef AINL
+#undef FEP_GEMM_IOTA
+#undef MR1
 #undef V
 #undef NR
 #undef FN

@@ -28,7 +28,7 @@ void fep_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bo
  * products); the others force one path for every size. */
 typedef enum FepGemmPath {
     FEP_GEMM_AUTO,
-    FEP_GEMM_DIRECT,  /* the unpacked loop (compiled for the best ISA) */
+    FEP_GEMM_DIRECT,  /* the plain loop used for tiny products */
     FEP_GEMM_GENERIC, /* blocked, plain x86-64 (SSE2) */
     FEP_GEMM_AVX2,    /* blocked, AVX2 + FMA */
     FEP_GEMM_AVX512,  /* blocked, AVX-512F */

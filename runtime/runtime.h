@@ -27,6 +27,10 @@ double rng_normal(Rng *r);     /* standard normal */
 void init_fill(const Init *init, const Shape *shape, Rng *rng, double *out);
 
 /* ---- session.c ---- */
+/* A compiled phase: buffers = Storage.data, externs = each extern's
+ * float(float) function and derivative, interleaved. */
+typedef void (*PhaseFn)(void **buffers, int64_t batch, void **externs);
+
 typedef struct Engine {
     const char *name;
     /* Called once per derived program before storage is sized; may
@@ -162,6 +166,28 @@ typedef struct TrainOptions {
 int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt, Engine engine);
 /* Evaluates on the test split: prints accuracy (where defined) and energy. */
 int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, bool f64, Engine engine);
+/* ---- aot.c: modules built by `fepc build` ---- */
+enum { FEP_MODULE_ABI = 1 };
+/* Symbol prefixes of the compiled variants: [training f32, prediction f32,
+ * training f64, prediction f64]. */
+extern const char *const aot_prefixes[4];
+/* Derives and plans the model's rule in training then prediction mode —
+ * the order the builder and the loader both follow, so their buffer tables
+ * agree. */
+bool aot_programs(Diag *d, Model *m, Program *out[2]);
+
+typedef struct AotModule AotModule;
+/* dlopen()s a module and returns its embedded model source (owned by the
+ * module).  Call aot_bind after compiling that source. */
+AotModule *aot_open(const char *path, const char **source, char *err, size_t errlen);
+/* Derives the model's programs and binds the compiled functions, checking
+ * the buffer-table signature; false with a message. */
+bool aot_bind(AotModule *a, Diag *d, Model *m, char *err, size_t errlen);
+void aot_close(AotModule *a);
+/* Runs the module's compiled phases; prepare refuses programs the module
+ * was not built with (another rule or clamp set). */
+Engine engine_aot(AotModule *a);
+
 /* filter.c: streams a CSV time series through a prev() model (one row per
  * step), writing every latent's relaxed value per row; `learn` adds one
  * optimizer step per time step.  Returns the exit status. */

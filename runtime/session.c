@@ -105,7 +105,7 @@ static void init_params(Session *s)
 
 bool session_rederive(Session *s, Diag *d, RuleSpec rule, const bool *clamped)
 {
-    Program *p = pass_derive(d, s->model, rule, clamped);
+    Program *p = pass_derive_cached(d, s->model, rule, clamped);
     if (!p) {
         fail(s, "cannot derive rule %s for this model", ir_rule_name(rule.kind));
         return false;
@@ -299,7 +299,7 @@ static bool bind_one(Session *s, const HostTensor *h, char *err, size_t errlen)
         int64_t numel = ir_numel(shape);
         int64_t per = h->rank ? host_tensor_numel(h) / (h->dims[0] ? h->dims[0] : 1) : 0;
         bool indices_ok = m->tensors[t].dist == DIST_CATEGORICAL && h->rank == 1;
-        snprintf(expect, sizeof expect, "[%lld, %s]%s", (long long)batch, ir_shape_str(shape, dims, sizeof dims) + 1,
+        snprintf(expect, sizeof expect, "[%lld, %s%s", (long long)batch, ir_shape_str(shape, dims, sizeof dims) + 1,
                  m->tensors[t].dist == DIST_CATEGORICAL ? " (or class indices)" : "");
         if (shape->rank == 0)
             snprintf(expect, sizeof expect, "[%lld]", (long long)batch);

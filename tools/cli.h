@@ -20,6 +20,7 @@ typedef struct Options {
     const char *batch_path;   /* --batch */
     const char *out_path;     /* --out / -o */
     const char *engine;       /* --engine jit|interp */
+    const char *module_path;  /* --module m.so: run an AOT-built module */
     const char *log_path;     /* --log */
     const char *save_path;    /* --save */
     const char *resume_path;  /* --resume */
@@ -33,11 +34,24 @@ typedef struct Options {
     int n_overrides;
 } Options;
 
-/* Compiles opt->model_path and applies --key value overrides; false after
- * diagnostics on stderr. */
+/* What a command runs against: the compiled model and the engine. */
+typedef struct Cli {
+    Compiler c;
+    Engine engine;
+    Jit *jit;             /* when --engine jit */
+    AotModule *aot;       /* when --module m.so */
+} Cli;
+
+/* Compiles opt->model_path (or the source embedded in --module), applies
+ * --key value overrides and opens the engine.  False after printing
+ * diagnostics; cli_close is needed either way. */
+bool cli_open(Cli *cli, const Options *opt);
+void cli_close(Cli *cli);
+
+/* The two halves of cli_open, for commands (the REPL) that reload models
+ * under one engine: compile a model file with overrides; make the engine
+ * --engine names (*jit is set when one was made; free with jit_free). */
 bool cli_load_model(Compiler *c, const Options *opt);
-/* The engine --engine names; *jit owns the JIT (free with jit_free) when
- * one was made.  False after printing an error. */
 bool cli_engine(const Options *opt, Engine *out, Jit **jit);
 
 int cmd_check(const Options *opt);
@@ -46,6 +60,8 @@ int cmd_emit(const Options *opt);
 int cmd_grad(const Options *opt);
 int cmd_train(const Options *opt);
 int cmd_eval(const Options *opt);
+int cmd_repl(const Options *opt);
 int cmd_filter(const Options *opt);
+int cmd_build(const Options *opt);
 
 #endif

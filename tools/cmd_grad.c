@@ -70,16 +70,14 @@ int cmd_grad(const Options *opt)
         return 2;
     }
     char err[512];
-    Compiler c;
-    if (!cli_load_model(&c, opt)) {
-        compiler_free(&c);
+    Cli cli;
+    if (!cli_open(&cli, opt)) {
+        cli_close(&cli);
         return 1;
     }
-    Model *m = c.model;
+    Model *m = cli.c.model;
     TensorSet batch = {0}, params = {0}, out = {0};
     Session *s = NULL;
-    Engine engine;
-    Jit *jit = NULL;
     int rc = 1;
     if (!st_load(opt->batch_path, &batch, err, sizeof err)) {
         fail(err);
@@ -95,9 +93,7 @@ int cmd_grad(const Options *opt)
         fail(err);
         goto done;
     }
-    if (!cli_engine(opt, &engine, &jit))
-        goto done;
-    s = session_new(&c.diag, m, &m->train, b, opt->f64, true, engine, err, sizeof err);
+    s = session_new(&cli.c.diag, m, &m->train, b, opt->f64, true, cli.engine, err, sizeof err);
     if (!s) {
         fail(err);
         goto done;
@@ -133,10 +129,9 @@ int cmd_grad(const Options *opt)
     rc = 0;
 done:
     session_free(s);
-    jit_free(jit);
     tensor_set_free(&batch);
     tensor_set_free(&params);
     tensor_set_free(&out);
-    compiler_free(&c);
+    cli_close(&cli);
     return rc;
 }

@@ -7,10 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool cli_load_model(Compiler *c, const Options *opt)
+/* Applies every --key value override through the train-block checks. */
+static bool apply_overrides(Compiler *c, const Options *opt)
 {
-    if (!compile_model(c, opt->model_path, NULL, stderr))
-        return false;
     for (int i = 0; i < opt->n_overrides; i++) {
         const TrainOverride *o = &opt->overrides[i];
         char name[64];
@@ -24,6 +23,11 @@ bool cli_load_model(Compiler *c, const Options *opt)
             return false;
     }
     return true;
+}
+
+bool cli_load_model(Compiler *c, const Options *opt)
+{
+    return compile_model(c, opt->model_path, NULL, stderr) && apply_overrides(c, opt);
 }
 
 bool cli_engine(const Options *opt, Engine *out, Jit **jit)
@@ -41,6 +45,43 @@ bool cli_engine(const Options *opt, Engine *out, Jit **jit)
     }
     *out = engine_jit(*jit);
     return true;
+}
+
+/* --module m.so: the model comes from the source the module embeds, the
+ * kernels from the module itself. */
+static bool open_module(Cli *cli, const Options *opt)
+{
+    char err[1024];
+    const char *source;
+    cli->aot = aot_open(opt->module_path, &source, err, sizeof err);
+    if (!cli->aot) {
+        fprintf(stderr, "fepc: error: %s\n", err);
+        return false;
+    }
+    if (!compile_model(&cli->c, opt->module_path, source, stderr) || !apply_overrides(&cli->c, opt))
+        return false;
+    if (!aot_bind(cli->aot, &cli->c.diag, cli->c.model, err, sizeof err)) {
+        fprintf(stderr, "fepc: error: %s\n", err);
+        return false;
+    }
+    cli->engine = engine_aot(cli->aot);
+    return true;
+}
+
+bool cli_open(Cli *cli, const Options *opt)
+{
+    memset(cli, 0, sizeof *cli);
+    if (opt->module_path)
+        return open_module(cli, opt);
+    return cli_load_model(&cli->c, opt) && cli_engine(opt, &cli->engine, &cli->jit);
+}
+
+void cli_close(Cli *cli)
+{
+    jit_free(cli->jit);
+    compiler_free(&cli->c);
+    aot_close(cli->aot);
+    memset(cli, 0, sizeof *cli);
 }
 
 static Program *derive_default(Compiler *c)
@@ -92,6 +133,32 @@ int cmd_emit(const Options *opt)
             fprintf(stderr, "fepc: error: %s\n", err);
         ok = text != NULL;
         free(text);
+    }
+    compiler_free(&c);
+    return ok ? 0 : 1;
+}
+
+int cmd_build(const Options *opt)
+{
+    if (!opt->out_path) {
+        fprintf(stderr, "fepc: build needs -o m.so\n");
+        return 2;
+    }
+    Compiler c;
+    bool ok = cli_load_model(&c, opt);
+    char err[1024];
+    if (ok) {
+        char *source = read_file(opt->model_path, NULL);
+        char header[4096];
+        snprintf(header, sizeof header, "%s", opt->out_path);
+        size_t n = strlen(header);
+        if (n > 3 && !strcmp(header + n - 3, ".so"))
+            header[n - 3] = 0;
+        snprintf(header + strlen(header), sizeof header - strlen(header), ".h");
+        ok = source && aot_build(c.model, source, opt->out_path, header, err, sizeof err);
+        if (!ok)
+            fprintf(stderr, "fepc: error: %s\n", source ? err : "cannot read the model file");
+        free(source);
     }
     compiler_free(&c);
     return ok ? 0 : 1;

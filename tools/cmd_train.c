@@ -29,15 +29,15 @@ int cmd_train(const Options *opt)
 {
     if (!check_data(opt))
         return 1;
-    Compiler c;
-    if (!cli_load_model(&c, opt)) {
-        compiler_free(&c);
+    Cli cli;
+    if (!cli_open(&cli, opt)) {
+        cli_close(&cli);
         return 1;
     }
     char err[512];
-    if (c.model->n_externs && !ir_resolve_externs(c.model, err, sizeof err)) {
+    if (cli.c.model->n_externs && !ir_resolve_externs(cli.c.model, err, sizeof err)) {
         fprintf(stderr, "fepc: error: %s\n", err);
-        compiler_free(&c);
+        cli_close(&cli);
         return 1;
     }
     char *hash = model_hash(opt->model_path);
@@ -51,12 +51,9 @@ int cmd_train(const Options *opt)
         .progress = isatty(2),
         .f64 = opt->f64,
     };
-    Engine engine;
-    Jit *jit = NULL;
-    int rc = cli_engine(opt, &engine, &jit) ? train_run(&c.diag, c.model, &c.model->train, &topt, engine) : 1;
-    jit_free(jit);
+    int rc = train_run(&cli.c.diag, cli.c.model, &cli.c.model->train, &topt, cli.engine);
     free(hash);
-    compiler_free(&c);
+    cli_close(&cli);
     return rc;
 }
 
@@ -64,16 +61,11 @@ int cmd_eval(const Options *opt)
 {
     if (!check_data(opt))
         return 1;
-    Compiler c;
-    if (!cli_load_model(&c, opt)) {
-        compiler_free(&c);
-        return 1;
-    }
-    Engine engine;
-    Jit *jit = NULL;
-    int rc = cli_engine(opt, &engine, &jit) ? eval_run(&c.diag, c.model, &c.model->train, opt->params_path, opt->f64, engine) : 1;
-    jit_free(jit);
-    compiler_free(&c);
+    Cli cli;
+    int rc = cli_open(&cli, opt)
+                 ? eval_run(&cli.c.diag, cli.c.model, &cli.c.model->train, opt->params_path, opt->f64, cli.engine)
+                 : 1;
+    cli_close(&cli);
     return rc;
 }
 
@@ -83,18 +75,10 @@ int cmd_filter(const Options *opt)
         fprintf(stderr, "fepc: filter needs --data S.csv and --out E.csv\n");
         return 2;
     }
-    Compiler c;
-    if (!cli_load_model(&c, opt)) {
-        compiler_free(&c);
-        return 1;
-    }
-    Engine engine;
-    Jit *jit = NULL;
-    int rc = cli_engine(opt, &engine, &jit)
-                 ? filter_run(&c.diag, c.model, &c.model->train, opt->data, opt->out_path, opt->params_path, opt->learn,
-                              opt->f64, engine)
-                 : 1;
-    jit_free(jit);
-    compiler_free(&c);
+    Cli cli;
+    int rc = cli_open(&cli, opt) ? filter_run(&cli.c.diag, cli.c.model, &cli.c.model->train, opt->data, opt->out_path,
+                                              opt->params_path, opt->learn, opt->f64, cli.engine)
+                                 : 1;
+    cli_close(&cli);
     return rc;
 }

@@ -18,6 +18,8 @@ static const char usage[] =
     "  train M.fep [--data fashion-mnist] [--save P.safetensors] [--log L.csv] [--resume P]\n"
     "              [--limit N] [--clip C]   train, printing energy and accuracy per epoch\n"
     "  eval M.fep --params P.safetensors    test accuracy and energy\n"
+    "  repl [M.fep]                interactive: load, set tensors, relax, learn, print (:help)\n"
+    "  build M.fep -o m.so          native shared object and m.h (run it with --module m.so)\n"
     "  filter M.fep --data S.csv --out E.csv [--learn] [--params P]\n"
     "                              stream a time series through a prev() model\n"
     "\n"
@@ -25,7 +27,7 @@ static const char usage[] =
     "  --rule R --steps N --step-size η --seed N   any train key as --key value\n"
     "  --dtype f32|f64   --engine jit|interp (compiled kernels, or the reference interpreter)\n";
 
-static const char *const valued_flags[] = {"--params", "--batch", "--out", "-o", "--engine", "--dtype", "--log",
+static const char *const valued_flags[] = {"--params", "--batch", "--out", "-o", "--engine", "--dtype", "--log", "--module",
                                            "--save", "--resume", "--data", "--limit", "--clip"};
 
 static int usage_error(const char *fmt, const char *arg)
@@ -53,6 +55,8 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
     if (argc < 2)
         return usage_error("missing command%s", "");
     opt->command = argv[1];
+    if (!strcmp(opt->command, "repl"))
+        opt->engine = "jit";   /* the REPL compiles expressions by default */
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-') {
@@ -85,6 +89,8 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
             opt->out_path = v;
         else if (!strcmp(a, "--log"))
             opt->log_path = v;
+        else if (!strcmp(a, "--module"))
+            opt->module_path = v;
         else if (!strcmp(a, "--save"))
             opt->save_path = v;
         else if (!strcmp(a, "--resume"))
@@ -119,7 +125,8 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
             return usage_error("unknown option '%s'", a);
         }
     }
-    if (!opt->model_path)
+    /* The REPL can start empty; --module carries its own model. */
+    if (!opt->model_path && !opt->module_path && strcmp(opt->command, "repl"))
         return usage_error("missing model file%s", "");
     return 0;
 }
@@ -139,7 +146,7 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(const Options *);
     } commands[] = {{"check", cmd_check}, {"explain", cmd_explain}, {"emit", cmd_emit}, {"grad", cmd_grad},
-                  {"train", cmd_train}, {"eval", cmd_eval}, {"filter", cmd_filter}};
+                  {"train", cmd_train}, {"eval", cmd_eval}, {"repl", cmd_repl}, {"filter", cmd_filter}, {"build", cmd_build}};
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(opt.command, commands[i].name))
             return commands[i].run(&opt);

@@ -19,8 +19,9 @@ typedef struct Completions {
 } Completions;
 void completions_add(Completions *c, const char *s);
 
-/* Fills `out` with candidates for the word line[word_start, cursor). */
-typedef void (*CompleteFn)(void *ctx, const char *line, size_t word_start, size_t cursor, Completions *out);
+/* Fills `out` with candidates for the word that ends at the end of `line`
+ * (the text before the cursor) and returns where that word starts. */
+typedef size_t (*CompleteFn)(void *ctx, const char *line, Completions *out);
 
 typedef struct LineReader LineReader;
 /* interactive: libedit with history at history_path (may be NULL) and tab
@@ -60,8 +61,7 @@ typedef struct Repl {
     const Options *opt;
     Arena arena;          /* the prompt's own diagnostics when no model is loaded */
     Diag diag;
-    bool loaded;
-    Compiler c;           /* the current model */
+    Compiler *c;          /* the current model, or NULL */
     char *source;         /* its whole text: the file plus typed declarations */
     char *source_name;    /* the file's path, or "<repl>" */
     Session *s;
@@ -103,8 +103,11 @@ bool repl_load(Repl *r, const char *path);
  * later recompilations. */
 bool repl_train_setting(Repl *r, Line *l, size_t key_start, size_t key_end, size_t value_start, bool record);
 /* A new session for the current model with this batch and clamp set (NULL
- * = the default), taking over the values of the current one. */
-bool repl_new_session(Repl *r, int batch, const bool *clamped);
+ * = the default), with the values of the current session copied in (by
+ * name and shape; batch-1 values tiled).  NULL after printing an error. */
+Session *repl_make_session(Repl *r, int batch, const bool *clamped);
+/* Makes s the current session (freeing the old one and the optimizer). */
+void repl_use_session(Repl *r, Session *s);
 /* Runs one phase of the current program through the timed engine. */
 bool repl_run_phase(Repl *r, PhaseId phase);
 /* Energy at the current values (errors + energy phases); NAN if none. */

@@ -5,8 +5,9 @@
  * Ctrl-C sets a flag (the only global mutable state of the REPL); long
  * commands poll it, and a read it interrupts returns with *interrupted.
  * Completion asks the caller's CompleteFn for candidates of the word under
- * the cursor and inserts their longest common prefix, listing them when
- * that adds nothing. */
+ * the cursor and inserts their longest common prefix (a candidate that
+ * should be followed by a blank carries it), listing them when that adds
+ * nothing. */
 #include "repl.h"
 
 #include <errno.h>
@@ -87,34 +88,26 @@ static size_t common_prefix(const Completions *c)
     return n;
 }
 
-/* Word characters: names, paths, ':' of commands, '.' of buffer names. */
-static bool word_char(char ch) { return ch && !strchr(" \t=()[],+-*/@", ch); }
-
 static unsigned char complete_word(EditLine *el, int ch)
 {
     (void)ch;
     LineReader *lr = NULL;
     el_get(el, EL_CLIENTDATA, &lr);
     const LineInfo *li = el_line(el);
-    size_t cursor = (size_t)(li->cursor - li->buffer), start = cursor;
-    while (start > 0 && word_char(li->buffer[start - 1]))
-        start--;
+    size_t cursor = (size_t)(li->cursor - li->buffer);
     char *line = xmalloc(cursor + 1);
     memcpy(line, li->buffer, cursor);
     line[cursor] = '\0';
     Completions c = {0};
-    lr->complete(lr->ctx, line, start, cursor, &c);
+    size_t start = lr->complete(lr->ctx, line, &c);
     unsigned char rc = CC_ERROR;
     size_t typed = cursor - start;
     if (c.n > 0) {
         size_t n = common_prefix(&c);
         if (n > typed) {
-            char *add = xmalloc(n - typed + 2);
+            char *add = xmalloc(n - typed + 1);
             memcpy(add, c.items[0] + typed, n - typed);
             add[n - typed] = '\0';
-            bool dir = n && c.items[0][n - 1] == '/';
-            if (c.n == 1 && !dir)
-                strcat(add, " ");
             el_insertstr(el, add);
             free(add);
             rc = CC_REFRESH;
