@@ -51,7 +51,7 @@ static const char *train_key_of(const char *flag, char *buf, size_t len)
 static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
 {
     memset(opt, 0, sizeof *opt);
-    opt->engine = "interp";
+    opt->engine = "jit";
     if (argc < 2)
         return usage_error("missing command%s", "");
     opt->command = argv[1];
