@@ -551,16 +551,16 @@ static TGT void FN(pack_q)(const FN(Prob) *pr, int64_t pc, int64_t kc, int64_t j
     }
 }
 
-/* Packs mr ≤ MR1 rows × kc steps of a P whose columns are contiguous
- * (p(i, l) = src[i + l*cs]) as dst[l*MR1 + i]. */
-static TGT void FN(pack_p)(const T *src, int64_t cs, int64_t kc, int mr, T *dst)
+/* Packs mr ≤ ps rows × kc steps of a P whose columns are contiguous
+ * (p(i, l) = src[i + l*cs]) as dst[l*ps + i]. */
+static TGT void FN(pack_p)(const T *src, int64_t cs, int64_t kc, int mr, int ps, T *dst)
 {
     if (mr == MR) {
-        for (int64_t l = 0; l < kc; l++, src += cs, dst += MR1)
+        for (int64_t l = 0; l < kc; l++, src += cs, dst += ps)
             memcpy(dst, src, sizeof(T) * MR);
         return;
     }
-    for (int64_t l = 0; l < kc; l++, src += cs, dst += MR1)
+    for (int64_t l = 0; l < kc; l++, src += cs, dst += ps)
         for (int i = 0; i < mr; i++)
             dst[i] = src[i];
 }
@@ -590,7 +590,8 @@ static TGT void FN(blocked)(const FN(Prob) *pr)
     }
     int64_t kcb = ceil_div(k, ceil_div(k, KC));
     int64_t ncb = ceil_div(min_i64(n, NC), NR) * NR;
-    int64_t strips = ceil_div(m, n <= VL ? MR1 : MR), base = m / strips, extra = m % strips;
+    int ps = n <= VL ? MR1 : MR; /* strip height */
+    int64_t strips = ceil_div(m, ps), base = m / strips, extra = m % strips;
     bool packp = pr->cs_p != 1;
     T *qbuf = scratch_alloc(sizeof(T) * (size_t)(kcb * ncb + (packp ? MR1 * kcb : 0)));
     T *pbuf = qbuf + kcb * ncb;
@@ -608,9 +609,9 @@ static TGT void FN(blocked)(const FN(Prob) *pr)
                 for (int i = 0; i < MR1; i++)
                     off[i] = (i < mr ? i : mr - 1) * (packp ? 1 : pr->rs_p);
                 if (packp) {
-                    FN(pack_p)(p, pr->cs_p, kc, mr, pbuf);
+                    FN(pack_p)(p, pr->cs_p, kc, mr, ps, pbuf);
                     p = pbuf;
-                    cs_p = MR1;
+                    cs_p = ps;
                 }
                 T *c = pr->c + ir * pr->rs_c + jc * pr->cs_c;
                 for (int64_t jr = 0; jr < nc; jr += NR)

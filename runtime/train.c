@@ -149,10 +149,31 @@ static void progress(const Trainer *t, int epoch, int64_t done, int64_t total, d
     fflush(stderr);
 }
 
+/* Training accuracy scores the feedforward prediction: after relaxation
+ * a clamped label has pulled the latents toward itself (pc, ipc), so only
+ * rules whose predictions stay frozen at the forward pass (fpa, bp) can be
+ * scored after relaxing. */
+static bool frozen_predictions(const Session *s) { return s->rule.kind == RULE_FPA || s->rule.kind == RULE_BP; }
+
+static bool feedforward_correct(Trainer *t, Session *s, const int64_t *idx, int *correct)
+{
+    char err[256];
+    static const PhaseId feedforward[] = {PHASE_INIT, PHASE_ERRORS};
+    for (int i = 0; i < 2; i++)
+        if (!s->engine.run_phase(s->engine.ctx, s->program, feedforward[i], &s->st, err, sizeof err)) {
+            snprintf(t->err, sizeof t->err, "%s", err);
+            return false;
+        }
+    *correct = count_correct(t, s, idx, true);
+    return true;
+}
+
 /* One batch: bind, relax, learn.  Returns false with t->err on failure. */
 static bool train_batch(Trainer *t, Session *s, const int64_t *idx, double *energy, int *correct)
 {
     dataset_fill(s, &t->train, &t->bind, idx);
+    if (!frozen_predictions(s) && !feedforward_correct(t, s, idx, correct))
+        return false;
     Optimizer *each = s->program->learn_each_step ? t->optim : NULL;
     if (session_relax(s, t->cfg.steps, t->cfg.step_size, each) < 0) {
         snprintf(t->err, sizeof t->err, "%s", s->error);
@@ -173,7 +194,8 @@ static bool train_batch(Trainer *t, Session *s, const int64_t *idx, double *ener
         snprintf(t->err, sizeof t->err, "training diverged: non-finite values in '%s'", bad ? bad : "energy");
         return false;
     }
-    *correct = count_correct(t, s, idx, true);
+    if (frozen_predictions(s))
+        *correct = count_correct(t, s, idx, true);
     return true;
 }
 
