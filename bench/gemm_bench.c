@@ -6,8 +6,9 @@
  * an estimate of the core's peak (clock from a calibrated
  * dependent-multiply loop run before every timing, as the VM's clock wanders).
  *
- * Usage: gemm_bench [--reps N] [--double]     (OPENBLAS_CORETYPE=Haswell picks
- * OpenBLAS's AVX2 kernels on CPUs it does not recognise). */
+ * Usage: gemm_bench [--reps N] [--path direct|generic|avx2|avx512]
+ *        (OPENBLAS_CORETYPE=Haswell makes OpenBLAS use its
+ * AVX2 kernels on CPUs it does not recognise, which it otherwise runs as Prescott). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
@@ -45,6 +46,8 @@ static const Shape shapes[] = {
     {"kalman", 3, 3, 3, false, false},
     {"kalman", 3, 3, 3, false, true},
 };
+
+static FepGemmPath bench_path = FEP_GEMM_AUTO; /* --path; set once in main */
 
 static double now(void)
 {
@@ -141,7 +144,7 @@ static double time_fep(const Shape *s, const Operands *o, int iters)
 {
     double t0 = now();
     for (int i = 0; i < iters; i++)
-        fep_sgemm(s->M, s->N, s->K, o->A, o->lda, s->ta, o->B, o->ldb, s->tb, o->C, s->N, false);
+        fep_sgemm_path(bench_path, s->M, s->N, s->K, o->A, o->lda, s->ta, o->B, o->ldb, s->tb, o->C, s->N, false);
     return (now() - t0) / iters;
 }
 
@@ -225,12 +228,24 @@ int main(int argc, char **argv)
 {
     int reps = 25;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
             reps = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: gemm_bench [--reps N]\n");
+            continue;
+        }
+        if (!strcmp(argv[i], "--path") && i + 1 < argc) {
+            const char *name = argv[++i];
+            int p = FEP_GEMM_DIRECT;
+            while (p < FEP_GEMM_NPATHS && strcmp(name, fep_gemm_path_name((FepGemmPath)p)))
+                p++;
+            if (p < FEP_GEMM_NPATHS && fep_gemm_path_supported((FepGemmPath)p)) {
+                bench_path = (FepGemmPath)p;
+                continue;
+            }
+            fprintf(stderr, "gemm_bench: unknown or unsupported path '%s'\n", name);
             return 2;
         }
+        fprintf(stderr, "usage: gemm_bench [--reps N] [--path direct|generic|avx2|avx512]\n");
+        return 2;
     }
     if (reps < 1)
         reps = 1;
@@ -240,18 +255,17 @@ int main(int argc, char **argv)
            openblas_get_corename(), ct ? " (OPENBLAS_CORETYPE set)" : "");
     int mr = 0, nr = 0;
     for (int p = FEP_GEMM_GENERIC; p < FEP_GEMM_NPATHS; p++)
-        if (!strcmp(fep_gemm_path_name((FepGemmPath)p), fep_gemm_path_name(FEP_GEMM_AUTO)))
+        if (!strcmp(fep_gemm_path_name((FepGemmPath)p), fep_gemm_path_name(bench_path)))
             fep_gemm_path_tile((FepGemmPath)p, false, &mr, &nr);
-    printf("fep_sgemm: %s path, %dx%d float tile\n", fep_gemm_path_name(FEP_GEMM_AUTO), mr, nr);
+    printf("fep_sgemm: %s path%s, %dx%d float tile\n", fep_gemm_path_name(bench_path),
+           bench_path == FEP_GEMM_AUTO ? " (auto)" : " (forced for every size)", mr, nr);
+    double fma = fep_gemm_path_supported(FEP_GEMM_AVX512) ? measure_fma_gflops() : 0; /* also warms the clock up */
     double ghz = measure_ghz(2000000, 5), fpc = peak_flops_per_cycle();
     printf("clock ≈ %.2f GHz now (dependent-imul loop, re-measured before every timing); peak = %.0f flop/cycle "
            "(2 FMA units × %.0f lanes × 2) ≈ %.0f GFLOP/s\n",
            ghz, fpc, fpc / 4, fpc * ghz);
-    if (fep_gemm_path_supported(FEP_GEMM_AVX512)) {
-        double fma = measure_fma_gflops();
-        printf("AVX-512 FMA loop: %.0f GFLOP/s = %.1f flop/cycle at %.2f GHz\n", fma, fma / measure_ghz(2000000, 3),
-               measure_ghz(2000000, 3));
-    }
+    if (fma > 0)
+        printf("AVX-512 FMA loop: %.0f GFLOP/s = %.1f flop/cycle\n", fma, fma / ghz);
     printf("median of %d interleaved timings per shape; ratio = fep speed / OpenBLAS speed\n\n", reps);
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         bench_shape(&shapes[i], reps);

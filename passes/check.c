@@ -2,79 +2,105 @@
  * DAG (prev() edges excepted: they read the previous time step), and their
  * topological order is recorded for the feedforward sweep and for bp.
  *
- * Requires: ir_lower.  Produces: m->topo.  Never mutates the graph. */
+ * The depth-first search keeps its own stack, so a 10000-step family chain
+ * cannot overflow the C stack, and parent lists take memory in proportion
+ * to the edges.  Requires: ir_lower.  Produces: m->topo.  Never mutates the
+ * graph. */
 #include "passes.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct Visit {
-    const Model *m;
-    int **parents;
-    int *n_parents;
-    char *color;          /* 0 unvisited, 1 on the stack, 2 done */
-    int *order;
-    int n_order;
-    int *path;
-    int n_path;
-} Visit;
+enum { CYCLE_SHOWN = 8 };   /* longer cycles print their first and last names */
 
-static bool visit(Diag *d, Visit *v, int t)
+/* Reports the cycle path[start..n_path) → path[start]. */
+static void report_cycle(Diag *d, const Model *m, const int *path, int start, int n_path)
 {
-    if (v->color[t] == 2)
-        return true;
-    if (v->color[t] == 1) {
-        /* Report the cycle as the path from t's first appearance. */
-        char text[512] = "";
-        int start = v->n_path - 1;
-        while (start > 0 && v->path[start] != t)
-            start--;
-        for (int i = start; i < v->n_path; i++)
-            snprintf(text + strlen(text), sizeof text - strlen(text), "%s → ", v->m->tensors[v->path[i]].name);
-        snprintf(text + strlen(text), sizeof text - strlen(text), "%s", v->m->tensors[t].name);
-        diag_error(d, v->m->tensors[t].span, "cycle in the model: %s (use prev() to refer to the previous time step)", text);
-        return false;
+    size_t cap = 64, len = 0;
+    int count = n_path - start;
+    for (int i = start; i < n_path; i++)
+        cap += strlen(m->tensors[path[i]].name) + 8;
+    char *text = xmalloc(cap);
+    text[0] = 0;
+    for (int i = start; i < n_path; i++) {
+        int k = i - start;
+        if (count > CYCLE_SHOWN && k == CYCLE_SHOWN / 2) {
+            len += (size_t)snprintf(text + len, cap - len, "… (%d more) → ", count - CYCLE_SHOWN);
+            i = n_path - CYCLE_SHOWN / 2 - 1;
+            continue;
+        }
+        len += (size_t)snprintf(text + len, cap - len, "%s → ", m->tensors[path[i]].name);
     }
-    v->color[t] = 1;
-    v->path[v->n_path++] = t;
-    for (int i = 0; i < v->n_parents[t]; i++)
-        if (!visit(d, v, v->parents[t][i]))
-            return false;
-    v->n_path--;
-    v->color[t] = 2;
-    if (ir_is_value_role(v->m->tensors[t].role))
-        v->order[v->n_order++] = t;
-    return true;
+    snprintf(text + len, cap - len, "%s", m->tensors[path[start]].name);
+    diag_error(d, m->tensors[path[start]].span, "cycle in the model: %s (use prev() to refer to the previous time step)",
+               text);
+    free(text);
 }
 
 bool pass_check(Diag *d, Model *m)
 {
     int n = m->n_tensors;
-    Visit v = {.m = m};
-    v.parents = xcalloc((size_t)n, sizeof *v.parents);
-    v.n_parents = xcalloc((size_t)n, sizeof *v.n_parents);
-    v.color = xcalloc((size_t)n, 1);
-    v.order = arena_alloc(m->arena, sizeof *v.order * (size_t)(n + 1));
-    v.path = xmalloc(sizeof *v.path * (size_t)(n + 1));
+    int **parents = xcalloc((size_t)n + 1, sizeof *parents);
+    int *n_parents = xcalloc((size_t)n + 1, sizeof *n_parents);
+    int *scratch = xmalloc(sizeof *scratch * (2 * (size_t)n + 2));
     for (int t = 0; t < n; t++) {
         const Tensor *tensor = &m->tensors[t];
         if (tensor->dist == DIST_NONE)
             continue;
-        int cap = m->n_tensors * 2 + 2;
-        v.parents[t] = xmalloc(sizeof(int) * (size_t)cap);
-        v.n_parents[t] = ir_value_parents(m, tensor->mean, v.parents[t], cap / 2);
-        v.n_parents[t] += ir_value_parents(m, tensor->prec, v.parents[t] + v.n_parents[t], cap / 2);
+        int k = ir_value_parents(m, tensor->mean, scratch, n + 1);
+        k += ir_value_parents(m, tensor->prec, scratch + k, n + 1);
+        parents[t] = xmalloc(sizeof **parents * ((size_t)k + 1));
+        memcpy(parents[t], scratch, sizeof *scratch * (size_t)k);
+        n_parents[t] = k;
     }
+    free(scratch);
+
+    /* Iterative DFS: path[] is the stack of tensors being visited, next[]
+     * the index of the parent each one explores next. */
+    char *color = xcalloc((size_t)n + 1, 1);   /* 0 new, 1 on the path, 2 done */
+    int *path = xmalloc(sizeof *path * ((size_t)n + 1));
+    int *next = xmalloc(sizeof *next * ((size_t)n + 1));
+    int *order = arena_alloc(m->arena, sizeof *order * ((size_t)n + 1));
+    int n_order = 0;
     bool ok = true;
-    for (int t = 0; t < n && ok; t++)
-        ok = visit(d, &v, t);
+    for (int root = 0; root < n && ok; root++) {
+        if (color[root])
+            continue;
+        int depth = 0;
+        path[depth] = root;
+        next[depth++] = 0;
+        color[root] = 1;
+        while (depth && ok) {
+            int t = path[depth - 1];
+            if (next[depth - 1] < n_parents[t]) {
+                int p = parents[t][next[depth - 1]++];
+                if (color[p] == 1) {
+                    int start = depth - 1;
+                    while (start > 0 && path[start] != p)
+                        start--;
+                    report_cycle(d, m, path, start, depth);
+                    ok = false;
+                } else if (color[p] == 0) {
+                    color[p] = 1;
+                    path[depth] = p;
+                    next[depth++] = 0;
+                }
+                continue;
+            }
+            color[t] = 2;
+            depth--;
+            if (ir_is_value_role(m->tensors[t].role))
+                order[n_order++] = t;
+        }
+    }
     for (int t = 0; t < n; t++)
-        free(v.parents[t]);
-    free(v.parents);
-    free(v.n_parents);
-    free(v.color);
-    free(v.path);
-    m->topo = v.order;
-    m->n_topo = v.n_order;
+        free(parents[t]);
+    free(parents);
+    free(n_parents);
+    free(color);
+    free(path);
+    free(next);
+    m->topo = order;
+    m->n_topo = n_order;
     return ok;
 }

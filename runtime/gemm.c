@@ -60,7 +60,7 @@ static void *scratch_alloc(size_t bytes)
 #define VL 2
 #define MR 4
 #define KC 256
-#define NC 1024
+#define NC 512
 #define VEC_TRANSPOSE 0
 #define TGT
 #include __FILE__
@@ -71,7 +71,7 @@ static void *scratch_alloc(size_t bytes)
 #define VL 8
 #define MR 6
 #define KC 256
-#define NC 2048
+#define NC 1024
 #define VEC_TRANSPOSE 1
 #define TGT __attribute__((target("avx2,fma")))
 #include __FILE__
@@ -82,7 +82,7 @@ static void *scratch_alloc(size_t bytes)
 #define VL 4
 #define MR 6
 #define KC 256
-#define NC 1024
+#define NC 512
 #define VEC_TRANSPOSE 1
 #define TGT __attribute__((target("avx2,fma")))
 #include __FILE__
@@ -92,13 +92,8 @@ static void *scratch_alloc(size_t bytes)
 #define SFX f32_avx512
 #define VL 16
 #define MR 8
-#ifdef XKC
-#define KC XKC
-#define NC XNC
-#else
-#define KC 384
-#define NC 2048
-#endif
+#define KC 256
+#define NC 1024
 #define VEC_TRANSPOSE 1
 #define TGT __attribute__((target("avx512f")))
 #include __FILE__
@@ -108,8 +103,8 @@ static void *scratch_alloc(size_t bytes)
 #define SFX f64_avx512
 #define VL 8
 #define MR 8
-#define KC 384
-#define NC 1024
+#define KC 256
+#define NC 512
 #define VEC_TRANSPOSE 1
 #define TGT __attribute__((target("avx512f")))
 #include __FILE__
@@ -266,7 +261,8 @@ void fep_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bo
 }
 
 #else /* GEMM_INSTANCE: the typed body for element type T (index type IT),
-         VL lanes per vector, an MR × 2·VL register tile, KC × NC blocks,
+         VL lanes per vector, an MR × 2·VL register tile, K blocks of at least
+         KC steps (see kc_max), NC-column blocks of Q,
          compiled with the attribute TGT; names end in _SFX.  VEC_TRANSPOSE:
          transpose VL×VL blocks with two-source shuffles (AVX2, AVX-512). */
 
@@ -565,6 +561,16 @@ static TGT void FN(pack_p)(const T *src, int64_t cs, int64_t kc, int mr, int ps,
             dst[i] = src[i];
 }
 
+/* The K block: as long as the packed Q block (kc × nc) fits in half of a
+ * 2 MB L2, between KC and 1024 steps when C' is Cᵀ (each tile's transposed
+ * store is then rarer), 512 when C' is C (a P strip stays in L1). */
+static TGT int64_t FN(kc_max)(const FN(Prob) *pr)
+{
+    int64_t nc = ceil_div(min_i64(pr->n, NC), NR) * NR;
+    int64_t kc = (1 << 20) / ((int64_t)sizeof(T) * nc), hi = pr->rs_c == 1 ? 1024 : 512;
+    return kc < KC ? KC : kc > hi ? hi : kc;
+}
+
 /* C' ← 0 unless beta (the K = 0 product). */
 static TGT void FN(clear_c)(const FN(Prob) *pr)
 {
@@ -588,7 +594,7 @@ static TGT void FN(blocked)(const FN(Prob) *pr)
         FN(clear_c)(pr);
         return;
     }
-    int64_t kcb = ceil_div(k, ceil_div(k, KC));
+    int64_t kcb = ceil_div(k, ceil_div(k, FN(kc_max)(pr)));
     int64_t ncb = ceil_div(min_i64(n, NC), NR) * NR;
     int ps = n <= VL ? MR1 : MR; /* strip height */
     int64_t strips = ceil_div(m, ps), base = m / strips, extra = m % strips;

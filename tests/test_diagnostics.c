@@ -207,6 +207,10 @@ static void test_cycle(void **state)
     expect_error(text, 1, 8, "a", "cycle in the model: a → b → a (use prev() to refer to the previous time step)");
     expect_error("latent a : [3] ~ normal(tanh(a))\n", 1, 8, "a",
                  "cycle in the model: a → a (use prev() to refer to the previous time step)");
+    /* a long cycle shows its ends; here through a family */
+    expect_error("latent h[t in 0..20] : [1] ~ normal(h[t+1] + h[t-19])\n", 1, 8, "h",
+                 "cycle in the model: h[0] → h[1] → h[2] → h[3] → … (12 more) → h[16] → h[17] → h[18] → h[19] → h[0] "
+                 "(use prev() to refer to the previous time step)");
     expect_error("let z = z + 1\nlatent a : [3] ~ normal(z)\n", 1, 9, "z",
                  "cycle in the model: 'let z' refers to itself");
     /* prev() breaks a cycle */

@@ -2,7 +2,9 @@
  *   repl.c       the input loop, dispatch, model and session lifecycle,
  *                expression evaluation (JIT or interpreter)
  *   repl_cmds.c  the `:command`s
+ *   repl_data.c  the commands that read and write files: :clamp, :save, :restore
  *   repl_show.c  tensor display (values, elision, summary statistics)
+ *   repl_complete.c  tab-completion candidates
  *   repl_line.c  line input: libedit, history, completion, Ctrl-C flag
  * Only tools/repl*.c include it. */
 #ifndef FEP_REPL_H
@@ -99,9 +101,10 @@ NodeId repl_lower(Repl *r, Line *l, size_t start);
 double *repl_eval(Repl *r, NodeId root);
 /* Loads a model file (keeping the old one on failure). */
 bool repl_load(Repl *r, const char *path);
-/* Applies one train key to the model and session; `record` keeps it for
- * later recompilations. */
-bool repl_train_setting(Repl *r, Line *l, size_t key_start, size_t key_end, size_t value_start, bool record);
+/* Sets train key text[key_start, key_end) (empty: "rule") to the
+ * expression at value_start, in the model and the session (re-deriving for
+ * a new rule); kept for later recompilations.  False after a diagnostic. */
+bool repl_train_setting(Repl *r, Line *l, size_t key_start, size_t key_end, size_t value_start);
 /* A new session for the current model with this batch and clamp set (NULL
  * = the default), with the values of the current session copied in (by
  * name and shape; batch-1 values tiled).  NULL after printing an error. */
@@ -115,11 +118,34 @@ double repl_energy_now(Repl *r);
 Optimizer *repl_optimizer(Repl *r);
 
 /* ---- repl_cmds.c ---- */
+/* A command's view of its typed line: the position after the command word. */
+typedef struct Args {
+    Line *l;
+    size_t pos;
+} Args;
+/* The next blank-separated word, [*start, *end); false when none is left. */
+bool args_word(Args *a, size_t *start, size_t *end);
+/* The rest of the line, trimmed; false when empty. */
+bool args_rest(Args *a, size_t *start, size_t *end);
+/* args_word, or an "expected WHAT" error at the end of the line. */
+bool args_need(Repl *r, Args *a, const char *what, size_t *start, size_t *end);
+/* True when nothing is left; otherwise an "unexpected argument" error. */
+bool args_end(Repl *r, Args *a);
+char *args_dup(const Line *l, size_t start, size_t end);   /* malloc'd copy */
+
 /* Runs a `:command` line; false when it asks to quit. */
 bool repl_command(Repl *r, Line *l);
 /* Command names, for completion (NULL-terminated). */
 extern const char *const repl_command_names[];
 extern const char *const repl_train_keys[];
+
+/* ---- repl_data.c ---- */
+bool repl_cmd_clamp(Repl *r, Args *a);
+bool repl_cmd_save(Repl *r, Args *a);
+bool repl_cmd_restore(Repl *r, Args *a);
+
+/* ---- repl_complete.c ---- */
+size_t repl_complete(void *ctx, const char *line, Completions *out);   /* a CompleteFn */
 
 /* ---- repl_show.c ---- */
 /* Prints values laid out as dims[0..rank) (row-major), eliding long

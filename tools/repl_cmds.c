@@ -12,14 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A command's view of its line: the position after the command word. */
-typedef struct Args {
-    Line *l;
-    size_t pos;
-} Args;
-
 /* The next blank-separated word: [*start, *end); false when none is left. */
-static bool next_word(Args *a, size_t *start, size_t *end)
+bool args_word(Args *a, size_t *start, size_t *end)
 {
     const char *t = a->l->text;
     size_t i = a->pos;
@@ -33,7 +27,7 @@ static bool next_word(Args *a, size_t *start, size_t *end)
 }
 
 /* The rest of the line, trimmed: [*start, *end); false when empty. */
-static bool rest_of_line(Args *a, size_t *start, size_t *end)
+bool args_rest(Args *a, size_t *start, size_t *end)
 {
     const char *t = a->l->text;
     size_t i = a->pos, e = a->l->len;
@@ -46,7 +40,7 @@ static bool rest_of_line(Args *a, size_t *start, size_t *end)
     return e > i;
 }
 
-static char *word_dup(const Line *l, size_t start, size_t end)
+char *args_dup(const Line *l, size_t start, size_t end)
 {
     char *s = xmalloc(end - start + 1);
     memcpy(s, l->text + start, end - start);
@@ -55,18 +49,18 @@ static char *word_dup(const Line *l, size_t start, size_t end)
 }
 
 /* The end of the argument list: anything left over is an error. */
-static bool no_more(Repl *r, Args *a)
+bool args_end(Repl *r, Args *a)
 {
     size_t s, e;
-    if (!rest_of_line(a, &s, &e))
+    if (!args_rest(a, &s, &e))
         return true;
     repl_error_at(r, a->l, s, e, "unexpected argument '%.*s'", (int)(e - s), a->l->text + s);
     return false;
 }
 
-static bool need_word(Repl *r, Args *a, const char *what, size_t *s, size_t *e)
+bool args_need(Repl *r, Args *a, const char *what, size_t *s, size_t *e)
 {
-    if (next_word(a, s, e))
+    if (args_word(a, s, e))
         return true;
     repl_error_at(r, a->l, a->l->len, a->l->len, "expected %s", what);
     return false;
@@ -102,7 +96,7 @@ static void print_buffer(Repl *r, int buf, const char *label)
 
 static bool rc_model(Repl *r, Args *a)
 {
-    if (!no_more(r, a))
+    if (!args_end(r, a))
         return true;
     const Session *s = r->s;
     const Model *m = s->model;
@@ -121,7 +115,7 @@ static bool rc_model(Repl *r, Args *a)
 
 static bool rc_explain(Repl *r, Args *a)
 {
-    if (no_more(r, a))
+    if (args_end(r, a))
         ir_print_explain(stdout, r->s->program);
     return true;
 }
@@ -129,9 +123,9 @@ static bool rc_explain(Repl *r, Args *a)
 static bool rc_print(Repl *r, Args *a)
 {
     size_t s, e;
-    if (!need_word(r, a, "a tensor name", &s, &e) || !no_more(r, a))
+    if (!args_need(r, a, "a tensor name", &s, &e) || !args_end(r, a))
         return true;
-    char *name = word_dup(a->l, s, e);
+    char *name = args_dup(a->l, s, e);
     const Model *m = r->c->model;
     int t = ir_model_find_tensor(m, name);
     int buf = t >= 0 ? m->tensors[t].buf : ir_model_find_buffer(m, name);
@@ -148,16 +142,20 @@ static bool rc_print(Repl *r, Args *a)
 static bool rc_set(Repl *r, Args *a)
 {
     size_t s, e;
-    if (!need_word(r, a, "a tensor name", &s, &e))
+    if (!args_need(r, a, "a tensor name", &s, &e))
         return true;
     Model *m = r->c->model;
-    char *name = word_dup(a->l, s, e);
+    char *name = args_dup(a->l, s, e);
     int t = ir_model_find_tensor(m, name);
+    bool train_key = false;
+    for (int i = 0; repl_train_keys[i]; i++)
+        train_key |= !strcmp(repl_train_keys[i], name);
+    if (t < 0)
+        repl_error_at(r, a->l, s, e, "no tensor named '%s'%s", name,
+                      train_key ? "; it is a train key: :train KEY VALUE sets it" : "");
     free(name);
-    if (t < 0) {
-        repl_error_at(r, a->l, s, e, "no tensor named '%.*s'", (int)(e - s), a->l->text + s);
+    if (t < 0)
         return true;
-    }
     size_t eq = a->pos;
     while (eq < a->l->len && isspace((unsigned char)a->l->text[eq]))
         eq++;
@@ -167,7 +165,7 @@ static bool rc_set(Repl *r, Args *a)
     }
     size_t es = eq + 1, ee;
     a->pos = es;
-    if (!rest_of_line(a, &es, &ee)) {
+    if (!args_rest(a, &es, &ee)) {
         repl_error_at(r, a->l, a->l->len, a->l->len, "expected an expression after '='");
         return true;
     }
@@ -196,156 +194,6 @@ static bool rc_set(Repl *r, Args *a)
     session_set(r->s, tensor->buf, v);
     free(v);
     print_buffer(r, tensor->buf, role_label(r->s, t));
-    return true;
-}
-
-/* The tensors NAME denotes: itself, or every element of family NAME. */
-static int targets_of(const Model *m, const char *name, int *out, int max)
-{
-    int t = ir_model_find_tensor(m, name), n = 0;
-    if (t >= 0) {
-        out[n++] = t;
-        return n;
-    }
-    for (int k = 0; k < m->n_tensors && n < max; k++)
-        if (m->tensors[k].family && !strcmp(m->tensors[k].family, name))
-            out[n++] = k;
-    return n;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
-/* A CSV table's columns NAME (one value, or class indices) or NAME[i] as
- * a [rows, numel] (or [rows]) tensor. */
-static bool csv_tensor(const char *path, const char *name, int64_t numel, HostTensor *out, char *err, size_t errlen)
-{
-    CsvTable tab = {0};
-    if (!csv_load(path, &tab, err, errlen))
-        return false;
-    int whole = csv_column(&tab, name);
-    int64_t width = whole >= 0 ? 1 : numel;
-    int64_t dims[2] = {tab.n_rows, width};
-    bool ok = host_tensor_init(out, name, DT_F64, whole >= 0 ? 1 : 2, dims, err, errlen);
-    double *dst = ok ? out->data : NULL;
-    for (int64_t j = 0; ok && j < width; j++) {
-        char col[300];
-        snprintf(col, sizeof col, "%s[%lld]", name, (long long)j);
-        int c = whole >= 0 ? whole : csv_column(&tab, col);
-        if (c < 0) {
-            snprintf(err, errlen, "%s: no column '%s' (or '%s' for a one-value node)", path, col, name);
-            ok = false;
-            break;
-        }
-        for (int64_t i = 0; i < tab.n_rows; i++)
-            dst[i * width + j] = tab.values[i * tab.n_columns + c];
-    }
-    if (!ok)
-        host_tensor_free(out);
-    csv_free(&tab);
-    return ok;
-}
-
-/* Reads NAME's data from an .npy, .csv or .safetensors file as a tensor
- * named NAME with a leading batch dimension. */
-static bool read_node_data(const char *path, const char *name, const Shape *per, int count, HostTensor *out,
-                           char *err, size_t errlen)
-{
-    bool ok;
-    if (ends_with(path, ".npy")) {
-        ok = npy_load(path, out, err, errlen);
-    } else if (ends_with(path, ".csv")) {
-        ok = csv_tensor(path, name, ir_numel(per) * count, out, err, errlen);
-    } else if (ends_with(path, ".safetensors")) {
-        TensorSet set = {0};
-        ok = st_load(path, &set, err, errlen);
-        HostTensor *h = ok ? tensor_set_find(&set, name) : NULL;
-        if (ok && !h && set.n_tensors == 1)
-            h = &set.tensors[0];
-        if (ok && !h)
-            snprintf(err, errlen, "%s: no tensor named '%s'", path, name);
-        if (h) {
-            *out = *h;
-            memset(h, 0, sizeof *h);
-        }
-        ok = h != NULL;
-        tensor_set_free(&set);
-    } else {
-        snprintf(err, errlen, "%s: unknown data file type (expected .npy, .csv or .safetensors)", path);
-        return false;
-    }
-    if (!ok)
-        return false;
-    free(out->name);
-    out->name = xstrdup(name);
-    /* exactly one sample's shape: add the batch dimension */
-    bool one = count == 1 && out->rank == per->rank && out->rank < TENSOR_MAX_RANK;
-    for (int i = 0; one && i < per->rank; i++)
-        one = out->dims[i] == per->dims[i];
-    if (one) {
-        memmove(out->dims + 1, out->dims, sizeof *out->dims * (size_t)out->rank);
-        out->dims[0] = 1;
-        out->rank++;
-    }
-    if (out->rank < 1 || out->dims[0] < 1 || out->dims[0] > INT32_MAX) {
-        char sh[64];
-        snprintf(err, errlen, "%s: data of shape %s has no batch dimension", path,
-                 host_tensor_shape_str(out, sh, sizeof sh));
-        host_tensor_free(out);
-        return false;
-    }
-    return true;
-}
-
-static bool rc_clamp(Repl *r, Args *a)
-{
-    size_t ns, ne, fs, fe;
-    if (!need_word(r, a, "a node name", &ns, &ne))
-        return true;
-    if (!rest_of_line(a, &fs, &fe)) {
-        repl_error_at(r, a->l, a->l->len, a->l->len, "expected a data file (:clamp NAME FILE)");
-        return true;
-    }
-    Model *m = r->c->model;
-    char *name = word_dup(a->l, ns, ne), *path = word_dup(a->l, fs, fe);
-    int targets[1024];
-    int n = targets_of(m, name, targets, 1024);
-    HostTensor h = {0};
-    char err[512];
-    Session *s = NULL;
-    if (n == 0 || !ir_is_value_role(m->tensors[targets[0]].role)) {
-        repl_error_at(r, a->l, ns, ne, n ? "'%s' is a %s; :clamp takes an input, latent or observed node"
-                                         : "no node named '%s'%s",
-                      name, n ? ir_role_name(m->tensors[targets[0]].role) : "");
-    } else if (!read_node_data(path, name, ir_shape(&m->g, m->tensors[targets[0]].shape), n, &h, err, sizeof err)) {
-        fprintf(stderr, "error: %s\n", err);
-    } else {
-        bool *clamped = xmalloc((size_t)m->n_tensors + 1);
-        memcpy(clamped, r->s->clamped, (size_t)m->n_tensors);
-        for (int i = 0; i < n; i++)
-            clamped[targets[i]] = true;
-        int batch = (int)h.dims[0];
-        bool same = batch == r->s->st.batch && !memcmp(clamped, r->s->clamped, (size_t)m->n_tensors);
-        s = same ? r->s : repl_make_session(r, batch, clamped);
-        free(clamped);
-        TensorSet set = {.tensors = &h, .n_tensors = 1, .cap_tensors = 1};
-        if (s && !session_bind_batch(s, &set, err, sizeof err)) {
-            fprintf(stderr, "error: %s (in %s)\n", err, path);
-            if (s != r->s)
-                session_free(s);
-            s = NULL;
-        }
-        if (s && s != r->s)
-            repl_use_session(r, s);
-        if (s)
-            printf("clamped %s to %s (batch %d)\n", name, path, s->st.batch);
-        host_tensor_free(&h);
-    }
-    free(name);
-    free(path);
     return true;
 }
 
@@ -415,7 +263,7 @@ static bool rc_relax(Repl *r, Args *a)
 {
     size_t s, e;
     long n = r->s->cfg.steps;
-    if (next_word(a, &s, &e)) {
+    if (args_word(a, &s, &e)) {
         char *end;
         n = strtol(a->l->text + s, &end, 10);
         if (end != a->l->text + e || n < 0 || n > INT32_MAX) {
@@ -423,7 +271,7 @@ static bool rc_relax(Repl *r, Args *a)
             return true;
         }
     }
-    if (!no_more(r, a))
+    if (!args_end(r, a))
         return true;
     Trajectory tr = {0};
     bool stopped = false;
@@ -456,7 +304,7 @@ static bool rc_relax(Repl *r, Args *a)
 
 static bool rc_energy(Repl *r, Args *a)
 {
-    if (!no_more(r, a))
+    if (!args_end(r, a))
         return true;
     double e = repl_energy_now(r);
     if (isnan(e) && ir_model_find_buffer(r->c->model, "energy") < 0) {
@@ -483,7 +331,7 @@ static double norm_of(const Session *s, int buf)
 
 static bool rc_grad(Repl *r, Args *a)
 {
-    if (!no_more(r, a))
+    if (!args_end(r, a))
         return true;
     Session *s = r->s;
     if (!session_param_grads(s)) {
@@ -517,7 +365,7 @@ static const char *optimizer_name(OptimizerKind k)
 
 static bool rc_learn(Repl *r, Args *a)
 {
-    if (!no_more(r, a))
+    if (!args_end(r, a))
         return true;
     Session *s = r->s;
     double before = repl_energy_now(r);
@@ -542,11 +390,11 @@ static bool rc_learn(Repl *r, Args *a)
 static bool rc_rule(Repl *r, Args *a)
 {
     size_t s, e;
-    if (!rest_of_line(a, &s, &e)) {
+    if (!args_rest(a, &s, &e)) {
         printf("rule %s\n", ir_rule_name(r->s->rule.kind));
         return true;
     }
-    if (repl_train_setting(r, a->l, s, s, s, true))
+    if (repl_train_setting(r, a->l, s, s, s))
         printf("rule %s: derived\n", ir_rule_name(r->s->rule.kind));
     return true;
 }
@@ -563,7 +411,7 @@ static void show_train(const TrainConfig *t)
 static bool rc_train(Repl *r, Args *a)
 {
     size_t ks, ke, vs, ve;
-    if (!next_word(a, &ks, &ke)) {
+    if (!args_word(a, &ks, &ke)) {
         show_train(&r->s->cfg);
         return true;
     }
@@ -573,11 +421,11 @@ static bool rc_train(Repl *r, Args *a)
     a->pos = key_end;
     while (a->pos < a->l->len && (isspace((unsigned char)a->l->text[a->pos]) || a->l->text[a->pos] == '='))
         a->pos++;
-    if (!rest_of_line(a, &vs, &ve)) {
+    if (!args_rest(a, &vs, &ve)) {
         repl_error_at(r, a->l, a->l->len, a->l->len, "expected a value (:train KEY VALUE)");
         return true;
     }
-    if (repl_train_setting(r, a->l, ks, key_end, vs, true))
+    if (repl_train_setting(r, a->l, ks, key_end, vs))
         show_train(&r->s->cfg);
     return true;
 }
@@ -587,55 +435,12 @@ static bool rc_train(Repl *r, Args *a)
 static bool rc_load(Repl *r, Args *a)
 {
     size_t s, e;
-    if (!rest_of_line(a, &s, &e)) {
+    if (!args_rest(a, &s, &e)) {
         repl_error_at(r, a->l, a->l->len, a->l->len, "expected a model file (:load FILE)");
         return true;
     }
-    char *path = word_dup(a->l, s, e);
+    char *path = args_dup(a->l, s, e);
     repl_load(r, path);
-    free(path);
-    return true;
-}
-
-static int count_params(const Model *m)
-{
-    int n = 0;
-    for (int t = 0; t < m->n_tensors; t++)
-        n += m->tensors[t].role == ROLE_PARAM;
-    return n;
-}
-
-static bool rc_save(Repl *r, Args *a)
-{
-    size_t s, e;
-    if (!rest_of_line(a, &s, &e)) {
-        repl_error_at(r, a->l, a->l->len, a->l->len, "expected a file name (:save FILE)");
-        return true;
-    }
-    char *path = word_dup(a->l, s, e), err[512];
-    const char *meta[] = {"model", r->c->model->name};
-    if (save_params(r->s, path, meta, 1, err, sizeof err))
-        printf("saved %d params to %s\n", count_params(r->c->model), path);
-    else
-        fprintf(stderr, "error: %s\n", err);
-    free(path);
-    return true;
-}
-
-static bool rc_restore(Repl *r, Args *a)
-{
-    size_t s, e;
-    if (!rest_of_line(a, &s, &e)) {
-        repl_error_at(r, a->l, a->l->len, a->l->len, "expected a file name (:restore FILE)");
-        return true;
-    }
-    char *path = word_dup(a->l, s, e), err[512];
-    TensorSet set = {0};
-    if (!st_load(path, &set, err, sizeof err) || !session_bind_params(r->s, &set, err, sizeof err))
-        fprintf(stderr, "error: %s\n", err);
-    else
-        printf("restored %d tensors from %s\n", set.n_tensors, path);
-    tensor_set_free(&set);
     free(path);
     return true;
 }
@@ -645,7 +450,7 @@ static bool rc_restore(Repl *r, Args *a)
 static bool rc_time(Repl *r, Args *a)
 {
     size_t s, e;
-    if (next_word(a, &s, &e)) {
+    if (args_word(a, &s, &e)) {
         if (e - s == 5 && !strncmp(a->l->text + s, "reset", 5)) {
             memset(r->timed.timers, 0, sizeof r->timed.timers);
             printf("timings reset\n");
@@ -688,7 +493,7 @@ static const Command commands[] = {
      true, rc_print},
     {":set", ":set NAME = EXPR", "store EXPR into a param, const or node (broadcast to its shape)", true, rc_set},
     {":clamp", ":clamp NAME FILE", "bind a node from .npy/.csv/.safetensors and hold it fixed (batch = rows)",
-     true, rc_clamp},
+     true, repl_cmd_clamp},
     {":relax", ":relax [N]", "feedforward init, then N relaxation steps (default: train steps); energies, time",
      true, rc_relax},
     {":learn", ":learn", "parameter gradients and one optimizer step; the energy before and after", true,
@@ -698,8 +503,8 @@ static const Command commands[] = {
     {":rule", ":rule R", "switch the learning rule (pc, fpa, ipc, bp) and re-derive", true, rc_rule},
     {":train", ":train [KEY VALUE]", "set a train key (steps, step_size, optimizer, ...); alone: show them", true,
      rc_train},
-    {":save", ":save FILE", "write the params to a safetensors file", true, rc_save},
-    {":restore", ":restore FILE", "read params from a safetensors file", true, rc_restore},
+    {":save", ":save FILE", "write the params to a safetensors file", true, repl_cmd_save},
+    {":restore", ":restore FILE", "read params from a safetensors file", true, repl_cmd_restore},
     {":time", ":time [reset]", "time spent so far per phase: calls and total ms", false, rc_time},
     {":help", ":help", "this list", false, rc_help},
     {":quit", ":quit", "leave (so does the end of input)", false, rc_quit},

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 static volatile sig_atomic_t interrupted_flag;
 
@@ -76,6 +77,8 @@ static char *prompt_of(EditLine *el)
     return (char *)(lr && lr->prompt ? lr->prompt : "");
 }
 
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 static size_t common_prefix(const Completions *c)
 {
     size_t n = strlen(c->items[0]);
@@ -112,6 +115,7 @@ static unsigned char complete_word(EditLine *el, int ch)
             free(add);
             rc = CC_REFRESH;
         } else if (c.n > 1) {
+            qsort(c.items, (size_t)c.n, sizeof *c.items, by_name);
             fputc('\n', stdout);
             for (int i = 0; i < c.n; i++)
                 printf("%s%s", c.items[i], i + 1 < c.n ? "  " : "\n");
@@ -149,7 +153,8 @@ LineReader *line_reader_new(bool interactive, const char *history_path, Complete
     el_set(lr->el, EL_EDITOR, "emacs");
     el_set(lr->el, EL_PROMPT, prompt_of);
     el_set(lr->el, EL_HIST, history, lr->hist);
-    el_set(lr->el, EL_ADDFN, "fepc-complete", "complete a command or tensor name", complete_word);
+    /* the wide call keeps our static strings; the narrow one leaks copies */
+    el_wset(lr->el, EL_ADDFN, L"fepc-complete", L"complete a command or tensor name", complete_word);
     el_set(lr->el, EL_BIND, "^I", "fepc-complete", NULL);
     el_source(lr->el, NULL);   /* the user's ~/.editrc */
     return lr;
