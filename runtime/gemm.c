@@ -1,13 +1,16 @@
-/* gemm.c — the matrix products of gemm.h.
+/* gemm.c — the matrix products of gemm.h (BLIS/GotoBLAS design, one thread).
  *
- * Design (BLIS/GotoBLAS): the product is rewritten as C' = P·Q with P the
- * operand whose elements are broadcast (m×k, read in place when its rows are
- * contiguous, else packed into MR-row micro-panels) and Q the operand loaded
- * as vectors (k×n, always packed into NR-column panels, transposing if need
- * be); C' is C or, when that needs less transposing, Cᵀ.  K is cut into KC
- * blocks and N into NC blocks; an MR×NR register tile of C' (2 vectors wide)
- * accumulates over one K block.  The typed, per-ISA body is the second half of
- * this file, included by itself six times (float/double × x86-64/AVX2/AVX-512). */
+ * The product is computed as C' = P·Q: P (m×k) is the operand whose elements
+ * are broadcast, read in place when its rows are contiguous, else packed into
+ * strips; Q (k×n) is loaded as vectors and always packed, NR columns to a
+ * panel (transposing with in-register shuffles when it is stored by columns).
+ * C' is C, or Cᵀ when that avoids transposing the larger operand.  K is cut
+ * into blocks whose packed Q fits in half the L2, N into NC columns; each
+ * strip of ≤ MR rows of P sweeps all panels with an MR×NR register tile
+ * (AVX-512 float: 8×32, double 8×16; AVX2: 6×16 / 6×8; x86-64: 4×8 / 4×4), or
+ * 2·MR×VL when C' is one vector wide.  Tiny products run a plain loop.  The
+ * typed, per-ISA body is the second half of this file, which includes itself
+ * six times (float/double × x86-64/AVX2/AVX-512); the ISA is picked once. */
 #ifndef GEMM_INSTANCE
 
 #include "runtime/gemm.h"
@@ -17,8 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Products with at most this many multiply-adds take the direct loop. */
-enum { GEMM_DIRECT_MNK = 4096 };
+enum {
+    GEMM_DIRECT_MNK = 64,     /* products with at most this many multiply-adds take the direct loop */
+    GEMM_LOCAL_BYTES = 16384, /* scratch up to this size lives on the stack: no malloc for small products */
+};
 
 static inline int64_t min_i64(int64_t a, int64_t b)
 {
@@ -113,8 +118,8 @@ static void *scratch_alloc(size_t bytes)
 
 /* ---- the direct loop, for tiny products ---- */
 
-/* gemm.h's contract as a plain scalar loop (one dot product per element of C,
- * any transposes); no allocation, no set-up: Kalman-sized products. */
+/* gemm.h's contract as a plain scalar loop, one dot product per element of C,
+ * any transposes; no allocation, no set-up.  For Kalman-sized products. */
 #define FEP_GEMM_DIRECT_LOOP(T, name)                                                                           \
     static void name(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B, int64_t ldb, \
                      bool tb, T *C, int64_t ldc, bool accumulate)                                                \
@@ -155,42 +160,35 @@ static const GemmImpl impls[] = {
                          tile_rows_f32_avx512, tile_cols_f32_avx512, tile_rows_f64_avx512, tile_cols_f64_avx512},
 };
 
-static pthread_once_t best_once = PTHREAD_ONCE_INIT;
-static FepGemmPath best_path; /* written once, under best_once */
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static unsigned cpu_paths;    /* bit p: path p runs here; written once, under cpu_once */
+static FepGemmPath best_path; /* likewise */
 
-static void pick_best(void)
+static void probe_cpu(void)
 {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        best_path = FEP_GEMM_AVX512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    cpu_paths = 1u << FEP_GEMM_AUTO | 1u << FEP_GEMM_DIRECT | 1u << FEP_GEMM_GENERIC;
+    best_path = FEP_GEMM_GENERIC;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        cpu_paths |= 1u << FEP_GEMM_AVX2;
         best_path = FEP_GEMM_AVX2;
-    else
-        best_path = FEP_GEMM_GENERIC;
+    }
+    if (__builtin_cpu_supports("avx512f")) { /* libgcc also checks that the OS saves the zmm state */
+        cpu_paths |= 1u << FEP_GEMM_AVX512;
+        best_path = FEP_GEMM_AVX512;
+    }
 }
 
 static const GemmImpl *best_impl(void)
 {
-    pthread_once(&best_once, pick_best);
+    pthread_once(&cpu_once, probe_cpu);
     return &impls[best_path];
 }
 
 bool fep_gemm_path_supported(FepGemmPath path)
 {
-    switch (path) {
-    case FEP_GEMM_AUTO:
-    case FEP_GEMM_DIRECT:
-    case FEP_GEMM_GENERIC:
-        return true;
-    case FEP_GEMM_AVX2:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case FEP_GEMM_AVX512:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f");
-    default:
-        return false;
-    }
+    pthread_once(&cpu_once, probe_cpu);
+    return path >= 0 && path < FEP_GEMM_NPATHS && (cpu_paths >> path & 1);
 }
 
 const char *fep_gemm_path_name(FepGemmPath path)
@@ -376,13 +374,17 @@ AINL void FN(store_transposed)(const int R, const int NVEC, V (*acc)[2], T *c, i
 }
 #endif
 
-/* Writes an m×n block held in tmp (row stride NR) to C' with any strides. */
+/* Writes an m×n block held in tmp (row stride NR) to C' with any strides.
+ * The contiguous case is unrolled over the NR columns so that GCC cannot
+ * turn it into a memcpy call (which it would expand to a slow rep movs). */
 static TGT void FN(store_tmp)(const T *tmp, int m, int n, T *c, int64_t rs_c, int64_t cs_c, bool beta)
 {
     if (cs_c == 1) {
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-                c[i * rs_c + j] = beta ? c[i * rs_c + j] + tmp[i * NR + j] : tmp[i * NR + j];
+        for (int i = 0; i < m; i++, tmp += NR, c += rs_c)
+#pragma GCC unroll 32
+            for (int j = 0; j < NR; j++)
+                if (j < n)
+                    c[j] = beta ? c[j] + tmp[j] : tmp[j];
         return;
     }
     for (int j = 0; j < n; j++)
@@ -480,19 +482,23 @@ static TGT void FN(kernel)(int64_t kc, const T *p, const int64_t *off, int64_t c
 
 /* Copies kc rows of w ≤ NR contiguous values (row stride rs) into a panel,
  * zero-padding columns w..NR, or only w..VL when w ≤ VL (the kernel then
- * reads one vector per step). */
+ * reads one vector per step).  The partial case is unrolled over the columns
+ * so that GCC does not split it into memcpy and memset calls. */
 static TGT void FN(pack_rows)(const T *src, int64_t rs, int64_t kc, int w, T *dst)
 {
-    int width = w > VL ? NR : VL;
-    for (int64_t l = 0; l < kc; l++, src += rs, dst += NR) {
-        if (w == NR) {
+    if (w == NR) {
+        for (int64_t l = 0; l < kc; l++, src += rs, dst += NR) {
             FN(storeu)(dst, FN(loadu)(src));
             FN(storeu)(dst + VL, FN(loadu)(src + VL));
-            continue;
         }
-        for (int j = 0; j < width; j++)
-            dst[j] = j < w ? src[j] : 0;
+        return;
     }
+    int width = w > VL ? NR : VL;
+    for (int64_t l = 0; l < kc; l++, src += rs, dst += NR)
+#pragma GCC unroll 32
+        for (int j = 0; j < NR; j++)
+            if (j < width)
+                dst[j] = j < w ? src[j] : 0;
 }
 
 /* Panel columns [j0, j0+VL) for steps [l0, l1) from a column-contiguous
@@ -599,7 +605,9 @@ static TGT void FN(blocked)(const FN(Prob) *pr)
     int ps = n <= VL ? MR1 : MR; /* strip height */
     int64_t strips = ceil_div(m, ps), base = m / strips, extra = m % strips;
     bool packp = pr->cs_p != 1;
-    T *qbuf = scratch_alloc(sizeof(T) * (size_t)(kcb * ncb + (packp ? MR1 * kcb : 0)));
+    size_t need = (size_t)(kcb * ncb + (packp ? MR1 * kcb : 0));
+    T local[GEMM_LOCAL_BYTES / sizeof(T)] __attribute__((aligned(64)));
+    T *qbuf = need <= sizeof local / sizeof(T) ? local : scratch_alloc(sizeof(T) * need);
     T *pbuf = qbuf + kcb * ncb;
     int64_t off[MR1];
     for (int64_t jc = 0; jc < n; jc += NC) {
@@ -612,8 +620,8 @@ static TGT void FN(blocked)(const FN(Prob) *pr)
                 int mr = (int)(base + (s < extra));
                 const T *p = pr->p + ir * pr->rs_p + pc * pr->cs_p;
                 int64_t cs_p = pr->cs_p;
-                for (int i = 0; i < MR1; i++)
-                    off[i] = (i < mr ? i : mr - 1) * (packp ? 1 : pr->rs_p);
+                for (int i = 0; i < mr; i++)
+                    off[i] = i * (packp ? 1 : pr->rs_p);
                 if (packp) {
                     FN(pack_p)(p, pr->cs_p, kc, mr, ps, pbuf);
                     p = pbuf;
@@ -627,7 +635,8 @@ static TGT void FN(blocked)(const FN(Prob) *pr)
             }
         }
     }
-    free(qbuf);
+    if (qbuf != local)
+        free(qbuf);
 }
 
 /* gemm.h's contract through the blocked path.  Q must be packed; when op(B)

@@ -16,6 +16,7 @@ SOFTSIGN=${3:-}
 MODEL=$SRC/models/scalar_graph.fep
 T=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+trap '' PIPE   # a REPL that died must fail checks, not kill this script
 export FEPC_HISTORY="$T/history"
 failures=0
 checks=0
@@ -245,7 +246,7 @@ mkfifo "$T/fifo"
 pid=$!
 exec 3>"$T/fifo"
 i=0
-while ! grep -q "loaded model" "$T/intr.out" && [ $i -lt 600 ]; do
+while ! grep -q "loaded model" "$T/intr.out" && kill -0 $pid 2>/dev/null && [ $i -lt 600 ]; do
     sleep 0.1
     i=$((i + 1))
 done

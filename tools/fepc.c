@@ -55,8 +55,6 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
     if (argc < 2)
         return usage_error("missing command%s", "");
     opt->command = argv[1];
-    if (!strcmp(opt->command, "repl"))
-        opt->engine = "jit";   /* the REPL compiles expressions by default */
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-') {

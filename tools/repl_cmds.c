@@ -68,17 +68,19 @@ bool args_need(Repl *r, Args *a, const char *what, size_t *s, size_t *e)
 
 static const char *role_label(const Session *s, int t)
 {
-    const Tensor *tensor = &s->model->tensors[t];
-    if (!ir_is_value_role(tensor->role))
-        return ir_role_name(tensor->role);
-    return s->clamped[t] ? (tensor->role == ROLE_LATENT ? "latent, clamped" : ir_role_name(tensor->role))
-                         : (tensor->role == ROLE_OBSERVED ? "observed, free" : ir_role_name(tensor->role));
+    Role role = s->model->tensors[t].role;
+    if (role == ROLE_LATENT && s->clamped[t])
+        return "latent, clamped";
+    if (role == ROLE_OBSERVED && !s->clamped[t])
+        return "observed, free";
+    return ir_role_name(role);
 }
 
 /* Prints buffer `buf` under a header "NAME : SHAPE  LABEL". */
 static void print_buffer(Repl *r, int buf, const char *label)
 {
-    const Session *s = r->s;
+    Session *s = r->s;
+    session_grow(s);   /* a buffer registered since the session was made */
     const Buffer *b = &s->model->buffers[buf];
     char sh[128];
     printf("%s : %s  %s", b->name, ir_shape_str(ir_shape(&s->model->g, b->shape), sh, sizeof sh), label);
@@ -199,6 +201,15 @@ static bool rc_set(Repl *r, Args *a)
 
 /* ---- relaxing and learning ---- */
 
+/* False after an error when the model has no energy to minimise. */
+static bool has_energy(Repl *r)
+{
+    if (ir_model_find_buffer(r->c->model, "energy") >= 0)
+        return true;
+    fprintf(stderr, "error: model %s has no energy (no latent or observed nodes)\n", r->c->model->name);
+    return false;
+}
+
 typedef struct Trajectory {
     int step[8];
     double energy[8];
@@ -271,7 +282,7 @@ static bool rc_relax(Repl *r, Args *a)
             return true;
         }
     }
-    if (!args_end(r, a))
+    if (!args_end(r, a) || !has_energy(r))
         return true;
     Trajectory tr = {0};
     bool stopped = false;
@@ -304,13 +315,9 @@ static bool rc_relax(Repl *r, Args *a)
 
 static bool rc_energy(Repl *r, Args *a)
 {
-    if (!args_end(r, a))
+    if (!args_end(r, a) || !has_energy(r))
         return true;
     double e = repl_energy_now(r);
-    if (isnan(e) && ir_model_find_buffer(r->c->model, "energy") < 0) {
-        fprintf(stderr, "error: model %s has no energy (no latent or observed nodes)\n", r->c->model->name);
-        return true;
-    }
     printf("energy: %.6g", e);
     if (r->s->st.batch > 1)
         printf("  (mean over a batch of %d)", r->s->st.batch);
