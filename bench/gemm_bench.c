@@ -131,9 +131,9 @@ static Operands operands(const Shape *s)
     int64_t br = s->tb ? s->N : s->K, bc = s->tb ? s->K : s->N;
     o.lda = ac;
     o.ldb = bc;
-    o.A = aligned_alloc(64, (size_t)(ar * ac + 16) * sizeof(float));
-    o.B = aligned_alloc(64, (size_t)(br * bc + 16) * sizeof(float));
-    o.C = aligned_alloc(64, (size_t)(s->M * s->N + 16) * sizeof(float));
+    o.A = aligned_alloc(64, (size_t)(ar * ac + 16) / 16 * 16 * sizeof(float)); /* a multiple of 64 bytes */
+    o.B = aligned_alloc(64, (size_t)(br * bc + 16) / 16 * 16 * sizeof(float));
+    o.C = aligned_alloc(64, (size_t)(s->M * s->N + 16) / 16 * 16 * sizeof(float));
     fill(o.A, (size_t)(ar * ac), 1);
     fill(o.B, (size_t)(br * bc), 2);
     return o;

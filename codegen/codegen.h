@@ -17,6 +17,7 @@
 typedef struct LLVMOpaqueModule *LLVMModuleRef;
 typedef struct LLVMOpaqueContext *LLVMContextRef;
 typedef struct LLVMOpaqueTargetMachine *LLVMTargetMachineRef;
+typedef struct LLVMOpaqueMemoryBuffer *LLVMMemoryBufferRef;
 
 /* ---- emit.c ---- */
 /* Adds the phase functions of `p` (planned by `plan`) to `mod`, named
@@ -35,6 +36,12 @@ bool cg_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err, size_t e
  * optimised when asked). */
 LLVMModuleRef cg_program_module(LLVMContextRef ctx, LLVMTargetMachineRef tm, Model *m, Program *p, bool f64,
                                 const char *prefix, bool optimised, char *err, size_t errlen);
+
+/* ---- cache.c: compiled objects on disk ---- */
+uint64_t cache_key(uint64_t program_hash, bool f64, LLVMTargetMachineRef tm);
+/* The cached object for key, or NULL. */
+LLVMMemoryBufferRef cache_load(uint64_t key);
+void cache_store(uint64_t key, LLVMMemoryBufferRef object);
 
 /* ---- jit.c ---- */
 typedef struct Jit Jit;

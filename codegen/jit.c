@@ -31,7 +31,8 @@ typedef struct Compiled {
 struct Jit {
     LLVMOrcLLJITRef jit;
     LLVMTargetMachineRef tm;
-    int n_programs;
+    uint64_t *keys;       /* cache keys of the code already in this JIT */
+    int n_keys;
     Compiled *compiled;
     int n_compiled, cap_compiled;
 };
@@ -95,24 +96,57 @@ void jit_free(Jit *j)
     for (int i = 0; i < j->n_compiled; i++)
         free(j->compiled[i].externs);
     free(j->compiled);
+    free(j->keys);
     free(j);
+}
+
+/* The optimised object code for p, from the disk cache or freshly built
+ * (and then cached). */
+static LLVMMemoryBufferRef object_for(Jit *j, Model *m, Program *p, bool f64, uint64_t key, const char *prefix,
+                                      char *err, size_t errlen)
+{
+    LLVMMemoryBufferRef obj = cache_load(key);
+    if (obj)
+        return obj;
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = cg_program_module(ctx, j->tm, m, p, f64, prefix, true, err, errlen);
+    char *msg = NULL;
+    if (mod && LLVMTargetMachineEmitToMemoryBuffer(j->tm, mod, LLVMObjectFile, &msg, &obj)) {
+        snprintf(err, errlen, "generating machine code: %s", msg);
+        LLVMDisposeMessage(msg);
+        obj = NULL;
+    }
+    if (mod)
+        LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    if (obj)
+        cache_store(key, obj);
+    return obj;
+}
+
+static bool loaded(const Jit *j, uint64_t key)
+{
+    for (int i = 0; i < j->n_keys; i++)
+        if (j->keys[i] == key)
+            return true;
+    return false;
 }
 
 bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], char *err, size_t errlen)
 {
+    pass_plan(m, p);
+    uint64_t key = cache_key(pass_program_hash(m, p), f64, j->tm);
     char prefix[32];
-    snprintf(prefix, sizeof prefix, "fep%d", j->n_programs++);
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef mod = cg_program_module(LLVMOrcThreadSafeContextGetContext(tsc), j->tm, m, p, f64, prefix, true, err, errlen);
-    if (!mod) {
-        LLVMOrcDisposeThreadSafeContext(tsc);
-        return false;
+    snprintf(prefix, sizeof prefix, "k%016llx", (unsigned long long)key);
+    /* Identical programs share one copy of the code in this process. */
+    if (!loaded(j, key)) {
+        LLVMMemoryBufferRef obj = object_for(j, m, p, f64, key, prefix, err, errlen);
+        if (!obj || !take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), obj),
+                                "loading code", err, errlen))
+            return false;
+        j->keys = xrealloc(j->keys, sizeof *j->keys * (size_t)(j->n_keys + 1));
+        j->keys[j->n_keys++] = key;
     }
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    if (!take_error(LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm), "adding code", err,
-                    errlen))
-        return false;
     for (int ph = 0; ph < N_PHASES; ph++) {
         fns[ph] = NULL;
         if (!p->phases[ph].n_assigns)

@@ -52,6 +52,9 @@ Plan *pass_plan(Model *m, Program *p);
 /* A hash of the buffer table (names, kinds, shapes): compiled code is only
  * valid against the table it was compiled for. */
 uint64_t pass_buffer_signature(const Model *m);
+/* A hash of a planned program's structure (requires pass_plan): two
+ * programs with equal hashes compile to the same code. */
+uint64_t pass_program_hash(const Model *m, const Program *p);
 /* True when a node can be computed inside an elementwise loop. */
 bool plan_inlinable_op(Op op);
 

@@ -156,3 +156,51 @@ uint64_t pass_buffer_signature(const Model *m)
     }
     return h;
 }
+
+/* Structural hash of a planned program: every node reachable from a phase,
+ * renumbered by its rank among them (so unrelated nodes elsewhere in the
+ * graph do not change it), its op, inputs, shape, batching and attribute;
+ * the assignments; the storage plan; and the buffer table.  Equal hashes
+ * mean equal generated code. */
+uint64_t pass_program_hash(const Model *m, const Program *p)
+{
+    const Graph *g = &m->g;
+    int n = g->n_nodes;
+    int32_t *rank = xmalloc(sizeof *rank * (size_t)(n + 1));
+    bool *need = xcalloc((size_t)n + 1, 1);
+    for (int ph = 0; ph < N_PHASES; ph++)
+        for (int i = 0; i < p->phases[ph].n_assigns; i++)
+            need[p->phases[ph].assigns[i].src] = true;
+    for (NodeId id = n - 1; id >= 0; id--)
+        for (int k = 0; need[id] && k < g->nodes[id].n_in; k++)
+            need[g->nodes[id].in[k]] = true;
+    uint64_t h = hash_mix(pass_buffer_signature(m), 0x9e37);
+    int32_t next = 0;
+    for (NodeId id = 0; id < n; id++) {
+        if (!need[id])
+            continue;
+        rank[id] = next++;
+        const Node *node = &g->nodes[id];
+        const Shape *s = &g->shapes[node->shape];
+        h = hash_mix(h, (uint64_t)node->op << 8 | (uint64_t)node->batched << 4 | (uint64_t)node->n_in);
+        for (int k = 0; k < node->n_in; k++)
+            h = hash_mix(h, (uint64_t)rank[node->in[k]]);
+        h = hash_mix(h, hash_bytes(s->dims, sizeof(int32_t) * (size_t)s->rank, (uint64_t)s->rank));
+        if (node->attr >= 0)
+            h = hash_mix(h, hash_bytes(&g->attrs[node->attr], sizeof(Attr), 0));
+    }
+    for (int ph = 0; ph < N_PHASES; ph++) {
+        const Phase *phase = &p->phases[ph];
+        const PhasePlan *pp = p->plan ? &p->plan->phases[ph] : NULL;
+        h = hash_mix(h, (uint64_t)ph << 32 | (uint64_t)phase->n_assigns);
+        for (int i = 0; i < phase->n_assigns; i++)
+            h = hash_mix(h, (uint64_t)phase->assigns[i].dst << 32 | (uint64_t)rank[phase->assigns[i].src]);
+        for (int i = 0; pp && i < pp->n_order; i++)
+            h = hash_mix(h, (uint64_t)rank[pp->order[i]] << 32 | (uint64_t)(uint32_t)pp->home[pp->order[i]]);
+        for (int i = 0; pp && i < pp->n_copies; i++)
+            h = hash_mix(h, (uint64_t)pp->copies[i].dst << 32 | (uint64_t)rank[pp->copies[i].src]);
+    }
+    free(rank);
+    free(need);
+    return h;
+}

@@ -358,7 +358,6 @@ AINL void FN(store_transposed)(const int R, const int NVEC, V (*acc)[2], T *c, i
 #pragma GCC unroll 16
         for (int r = 0; r < RP; r++)
             FN(storeu)(buf + r * VL, x[r]);
-#pragma GCC unroll 16
         for (int g = 0; g < VL / RP; g++)
 #pragma GCC unroll 16
             for (int r = 0; r < RP; r++) {

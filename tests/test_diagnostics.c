@@ -5,7 +5,7 @@
  * rendering.  A robustness test runs thousands of single-token mutations of
  * every models/ file through compile_model and pass_derive: no crash, and every
  * failure has an error with a message and a span inside the text.  Knobs:
- * FEP_FUZZ_N (mutants per model, 2000), FEP_FUZZ_DEPTH (stacked mutations, 1),
+ * FEP_FUZZ_N (mutants per model, 1500), FEP_FUZZ_DEPTH (stacked mutations, 1),
  * FEP_FUZZ_DUMP=FILE (write each mutant first), FEP_FUZZ_MESSAGES (print them). */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -332,7 +332,7 @@ static void test_unknown_train_key(void **state)
     expect_error(OK_MODEL "train { step = 3 }\n", 3, 9, "step", "unknown train key 'step'; did you mean 'steps'?");
     expect_error(OK_MODEL "train { xyzzy = 3 }\n", 3, 9, "xyzzy",
                  "unknown train key 'xyzzy'; expected rule, steps, step_size, optimizer, batch, epochs, seed, "
-                 "integrator, momentum or tol");
+                 "integrator, momentum, tol, schedule or warmup");
 }
 
 static void test_duplicate_train_key(void **state)
@@ -745,7 +745,7 @@ static void test_mutations(void **state)
         texts[n_texts] = strdup(extra[i]);
         snprintf(names[n_texts++], sizeof names[0], "extra seed %d", i);
     }
-    int per_text = getenv("FEP_FUZZ_N") ? atoi(getenv("FEP_FUZZ_N")) : 2000;
+    int per_text = getenv("FEP_FUZZ_N") ? atoi(getenv("FEP_FUZZ_N")) : 1500;
     int total = 0, compiled = 0;
     int depth = getenv("FEP_FUZZ_DEPTH") ? atoi(getenv("FEP_FUZZ_DEPTH")) : 1;
     Buf buf = {0}, buf2 = {0};

@@ -50,6 +50,12 @@ static int64_t rng_below(int64_t n)
     return (int64_t)(rng_next() % (uint64_t)n);
 }
 
+/* aligned_alloc wants a multiple of the alignment. */
+static size_t round64(size_t bytes)
+{
+    return (bytes + 63) / 64 * 64;
+}
+
 /* A column count per stored row, and a row count, of op(X) stored transposed or not. */
 static void stored_dims(int64_t rows, int64_t cols, bool trans, int64_t *sr, int64_t *sc)
 {
@@ -77,8 +83,8 @@ static void run_case(FepGemmPath path, bool dbl, const Case *c)
         for (int64_t j = 0; j < c->N; j++)
             c0[GUARD + i * ldc + j] = c->acc ? rng_unit() : NAN; /* NaN: must be overwritten, not scaled */
     size_t es = dbl ? sizeof(double) : sizeof(float);
-    char *sa = aligned_alloc(64, (na + 16) * es + 64), *sb = aligned_alloc(64, (nb + 16) * es + 64);
-    char *sc = aligned_alloc(64, (nc + 16) * es + 64);
+    char *sa = aligned_alloc(64, round64((na + 16) * es)), *sb = aligned_alloc(64, round64((nb + 16) * es));
+    char *sc = aligned_alloc(64, round64((nc + 16) * es));
     char *pa = sa + c->skew * es, *pb = sb + c->skew * es, *pc = sc + c->skew * es;
     for (size_t i = 0; i < na; i++)
         dbl ? (((double *)pa)[i] = a[i]) : (((float *)pa)[i] = (float)a[i]);
