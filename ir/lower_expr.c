@@ -140,7 +140,15 @@ bool lower_const_int(Lowerer *lw, const AstExpr *e, long *out)
             break;
         if (!lower_const_int(lw, e->lhs, &a) || !lower_const_int(lw, e->rhs, &b))
             return false;
-        *out = e->binop == BIN_ADD ? a + b : e->binop == BIN_SUB ? a - b : a * b;
+        long r;
+        bool overflow = e->binop == BIN_ADD   ? __builtin_add_overflow(a, b, &r)
+                        : e->binop == BIN_SUB ? __builtin_sub_overflow(a, b, &r)
+                                              : __builtin_mul_overflow(a, b, &r);
+        if (overflow || r > 1000000000L || r < -1000000000L) {
+            diag_error(lw->diag, e->span, "integer constant out of range (limit ±1e9)");
+            return false;
+        }
+        *out = r;
         return true;
     }
     default:
@@ -195,6 +203,8 @@ static NodeId lower_index(Lowerer *lw, const AstExpr *e)
         lo += n;
     if (hi < 0 || (!e->is_slice && lo >= 0 && hi <= 0))
         hi += n;
+    if (hi > n)   /* python-like: a slice end past the axis stops at it */
+        hi = e->is_slice ? n : hi;
     BuildError err;
     NodeId r = ir_slice(&lw->model->g, base, (int)lo, (int)hi, &err);
     if (r == NO_NODE)
@@ -286,6 +296,10 @@ static NodeId lower_reshape(Lowerer *lw, const AstExpr *e, NodeId x)
             return NO_NODE;
         }
         s.dims[s.rank++] = (int32_t)d;
+        if (ir_numel(&s) > (1LL << 31)) {   /* dims are ≤ 1e9, so this product cannot overflow yet */
+            diag_error(lw->diag, dims->span, "tensor too large: more than 2^31 elements");
+            return NO_NODE;
+        }
     }
     BuildError err;
     NodeId r = ir_reshape(&lw->model->g, x, &s, &err);
