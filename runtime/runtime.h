@@ -42,6 +42,15 @@ typedef struct Engine {
 
 Engine engine_interp(void);
 
+/* ---- parallel.c: batch-parallel execution over a thread pool ---- */
+typedef struct Pool Pool;
+/* A pool of n_threads (the caller counts as one) running `inner`. */
+Pool *pool_new(Engine inner, int n_threads);
+void pool_free(Pool *pool);
+/* `inner` run block by block (16 samples) across the pool; results do not
+ * depend on the thread count. */
+Engine engine_parallel(Pool *pool);
+
 typedef struct Session {
     Model *model;
     Program *program;

@@ -116,6 +116,20 @@ with tempfile.TemporaryDirectory() as tmp:
           "shape error shows the expected shape too")
     r = fepc("grad", model, "--batch", p("nonexistent.safetensors"), "--out", p("o"))
     check(r.returncode == 1 and "nonexistent.safetensors" in r.stderr, "missing batch file named")
+    # Batch-parallel execution gives the same bits for any thread count.
+    xb = rng.random((50, 784))
+    write_st(p("big.safetensors"), {"x": xb, "y": np.arange(50, dtype=np.int64) % 10})
+    outs = []
+    for threads in ("1", "2", "3"):
+        for rule in ("pc", "fpa"):
+            out = p("threads%s-%s.safetensors" % (threads, rule))
+            r = fepc("grad", model, "--batch", p("big.safetensors"), "--out", out, "--rule", rule,
+                     "--steps", "3", "--threads", threads)
+            check(r.returncode == 0, "grad with --threads %s exits 0: %s" % (threads, r.stderr))
+            outs.append(open(out, "rb").read() if r.returncode == 0 else b"")
+    check(outs[0] == outs[2] == outs[4] and outs[1] == outs[3] == outs[5],
+          "results are identical for 1, 2 and 3 threads")
+
     # An extern function from a C library, called through libffi.
     with open(p("ext.fep"), "w") as f:
         f.write('model ext\nextern softsign(x) = "%s:softsign" grad "softsign_grad"\n'

@@ -28,6 +28,7 @@ typedef struct Options {
     long long limit;          /* --limit N training samples */
     double clip;              /* --clip C: clamp gradients to ±C */
     bool learn;               /* --learn (filter: online parameter steps) */
+    int threads;              /* --threads N (default: the machine's cores) */
     bool f64;                 /* --dtype f64 */
     bool emit_ir, emit_derived, emit_llvm;
     TrainOverride overrides[32];
@@ -40,6 +41,7 @@ typedef struct Cli {
     Engine engine;
     Jit *jit;             /* when --engine jit */
     AotModule *aot;       /* when --module m.so */
+    Pool *pool;           /* the threads running the engine */
 } Cli;
 
 /* Compiles opt->model_path (or the source embedded in --module), applies

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Applies every --key value override through the train-block checks. */
 static bool apply_overrides(Compiler *c, const Options *opt)
@@ -71,13 +72,19 @@ static bool open_module(Cli *cli, const Options *opt)
 bool cli_open(Cli *cli, const Options *opt)
 {
     memset(cli, 0, sizeof *cli);
-    if (opt->module_path)
-        return open_module(cli, opt);
-    return cli_load_model(&cli->c, opt) && cli_engine(opt, &cli->engine, &cli->jit);
+    bool ok = opt->module_path ? open_module(cli, opt)
+                               : cli_load_model(&cli->c, opt) && cli_engine(opt, &cli->engine, &cli->jit);
+    if (ok) {
+        int threads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        cli->pool = pool_new(cli->engine, threads);
+        cli->engine = engine_parallel(cli->pool);
+    }
+    return ok;
 }
 
 void cli_close(Cli *cli)
 {
+    pool_free(cli->pool);
     jit_free(cli->jit);
     compiler_free(&cli->c);
     aot_close(cli->aot);

@@ -25,10 +25,12 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --rule R --steps N --step-size η --seed N   any train key as --key value\n"
-    "  --dtype f32|f64   --engine jit|interp (compiled kernels, or the reference interpreter)\n";
+    "  --dtype f32|f64   --engine jit|interp (compiled kernels, or the reference interpreter)\n"
+    "  --threads N       batch-parallel threads (default: all cores; results do not depend on N)\n"
+    "  --module m.so     run a module built by `fepc build` instead of compiling\n";
 
 static const char *const valued_flags[] = {"--params", "--batch", "--out", "-o", "--engine", "--dtype", "--log", "--module",
-                                           "--save", "--resume", "--data", "--limit", "--clip"};
+                                           "--save", "--resume", "--data", "--limit", "--clip", "--threads"};
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -95,7 +97,13 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
             opt->resume_path = v;
         else if (!strcmp(a, "--data"))
             opt->data = v;
-        else if (!strcmp(a, "--limit") || !strcmp(a, "--clip")) {
+        else if (!strcmp(a, "--threads")) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 256)
+                return usage_error("--threads expects a number from 1 to 256, got '%s'", v);
+            opt->threads = (int)n;
+        } else if (!strcmp(a, "--limit") || !strcmp(a, "--clip")) {
             char *end;
             double x = strtod(v, &end);
             if (*end || !(x > 0))
