@@ -1,9 +1,10 @@
 /* cache.c — the on-disk cache of compiled kernels.
  *
  * An entry is the optimised object file of one program, named by a key
- * that covers everything the code depends on: the program's structural
- * hash (passes/plan.c), the precision, the target triple, CPU and
- * features, and this compiler's cache version.  Entries live in
+ * that covers everything the code depends on: the hash of the emitted,
+ * unoptimised IR (so any change to the program or to code generation
+ * misses), the precision, the target triple, CPU and features, and the
+ * LLVM version that optimises it.  Entries live in
  * $FEPC_CACHE_DIR, else $XDG_CACHE_HOME/fepc, else ~/.cache/fepc, and are
  * written atomically; a missing or unwritable directory only disables the
  * cache.  FEPC_CACHE_DIR=off turns it off. */
@@ -45,11 +46,14 @@ static bool cache_dir(char *out, size_t len)
     return mkdir(out, 0755) == 0 || errno == EEXIST;
 }
 
-uint64_t cache_key(uint64_t program_hash, bool f64, LLVMTargetMachineRef tm)
+uint64_t cache_key(uint64_t ir_hash, bool f64, LLVMTargetMachineRef tm)
 {
+    unsigned major, minor, patch;
+    LLVMGetVersion(&major, &minor, &patch);
     char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm),
          *features = LLVMGetTargetMachineFeatureString(tm);
-    uint64_t h = hash_mix(program_hash, (uint64_t)CACHE_VERSION << 1 | f64);
+    uint64_t h = hash_mix(ir_hash, (uint64_t)CACHE_VERSION << 1 | f64);
+    h = hash_mix(h, (uint64_t)major << 32 | (uint64_t)minor << 16 | patch);
     h = hash_mix(h, hash_bytes(triple, strlen(triple), 1));
     h = hash_mix(h, hash_bytes(cpu, strlen(cpu), 2));
     h = hash_mix(h, hash_bytes(features, strlen(features), 3));

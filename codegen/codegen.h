@@ -38,7 +38,7 @@ LLVMModuleRef cg_program_module(LLVMContextRef ctx, LLVMTargetMachineRef tm, Mod
                                 const char *prefix, bool optimised, char *err, size_t errlen);
 
 /* ---- cache.c: compiled objects on disk ---- */
-uint64_t cache_key(uint64_t program_hash, bool f64, LLVMTargetMachineRef tm);
+uint64_t cache_key(uint64_t ir_hash, bool f64, LLVMTargetMachineRef tm);
 /* The cached object for key, or NULL. */
 LLVMMemoryBufferRef cache_load(uint64_t key);
 void cache_store(uint64_t key, LLVMMemoryBufferRef object);

@@ -305,6 +305,98 @@ static void emit_elementwise(Emitter *e, NodeId id)
     counted_loop(e, outer, &c, 0, nest_body, &c.idx[0]);
 }
 
+/* ---- small matrix products, inline ---- */
+
+/* An open counted loop [0, count): the index, and the blocks to close it. */
+typedef struct OpenLoop {
+    LLVMBasicBlockRef pre, head, after;
+    LLVMValueRef index;
+} OpenLoop;
+
+static OpenLoop loop_begin(Emitter *e, LLVMValueRef count)
+{
+    OpenLoop l = {.pre = LLVMGetInsertBlock(e->b)};
+    l.head = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "mm");
+    l.after = LLVMAppendBasicBlockInContext(e->ctx, e->fn, "mm_done");
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSGT, count, i64c(e, 0), ""), l.head, l.after);
+    LLVMPositionBuilderAtEnd(e->b, l.head);
+    l.index = LLVMBuildPhi(e->b, e->i64, "k");
+    LLVMValueRef zero = i64c(e, 0);
+    LLVMAddIncoming(l.index, &zero, &l.pre, 1);
+    return l;
+}
+
+static void loop_end(Emitter *e, OpenLoop *l, LLVMValueRef count)
+{
+    LLVMValueRef next = LLVMBuildAdd(e->b, l->index, i64c(e, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->b);
+    LLVMAddIncoming(l->index, &next, &latch, 1);
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, next, count, ""), l->head, l->after);
+    LLVMPositionBuilderAtEnd(e->b, l->after);
+}
+
+/* Element (row, col) of a matmul operand for sample `s`, honouring its
+ * transpose flag; vectors are rows on the left, columns on the right. */
+static LLVMValueRef operand_at(Emitter *e, NodeId x, bool left, bool trans, LLVMValueRef s, LLVMValueRef row,
+                               LLVMValueRef col)
+{
+    const Shape *sh = ir_node_shape(e->g, x);
+    int64_t cols = sh->rank == 2 ? sh->dims[1] : (left ? sh->dims[0] : 1);
+    LLVMValueRef r = trans ? col : row, c = trans ? row : col;
+    LLVMValueRef at = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, r, i64c(e, cols), ""), c, "");
+    if (e->g->nodes[x].batched)
+        at = LLVMBuildAdd(e->b, at, LLVMBuildMul(e->b, s, i64c(e, ir_numel(sh)), ""), "");
+    LLVMValueRef ptr = LLVMBuildGEP2(e->b, e->t, node_ptr(e, x), &at, 1, "");
+    return LLVMBuildLoad2(e->b, e->t, ptr, "");
+}
+
+/* Per-sample products small enough that a call costs more than the work
+ * (filtering models: 3 × 3) are emitted as loops.  Sums run over k in
+ * ascending order, batch-summed products sample by sample, exactly as the
+ * kernel's small-product loop does, so results are bit-identical. */
+static bool small_matmul(const Emitter *e, NodeId id)
+{
+    const Node *n = &e->g->nodes[id];
+    if (n->op != OP_MATMUL)
+        return false;
+    const Shape *a = ir_node_shape(e->g, n->in[0]), *out = ir_node_shape(e->g, id);
+    int flags = e->g->attrs[n->attr].ints[0];
+    int64_t k = a->rank == 2 ? a->dims[(flags & MM_TRANS_A) ? 0 : 1] : a->dims[0];
+    return ir_numel(out) * k <= 512;
+}
+
+static void emit_small_matmul(Emitter *e, NodeId id)
+{
+    const Node *n = &e->g->nodes[id];
+    int flags = e->g->attrs[n->attr].ints[0];
+    bool ta = flags & MM_TRANS_A, tb = flags & MM_TRANS_B, sum = flags & MM_SUM_BATCH;
+    const Shape *as = ir_node_shape(e->g, n->in[0]), *bs = ir_node_shape(e->g, n->in[1]);
+    int64_t m = as->rank == 2 ? as->dims[ta ? 1 : 0] : 1, k = as->rank == 2 ? as->dims[ta ? 0 : 1] : as->dims[0];
+    int64_t cols = bs->rank == 2 ? bs->dims[tb ? 0 : 1] : 1;
+    bool any_batched = e->g->nodes[n->in[0]].batched || e->g->nodes[n->in[1]].batched;
+    LLVMValueRef samples = any_batched ? e->batch : i64c(e, 1), out = node_ptr(e, id);
+    if (sum) {   /* the batch sum accumulates into a zeroed output */
+        LLVMValueRef bytes = i64c(e, m * cols * (e->f64 ? 8 : 4));
+        LLVMBuildMemSet(e->b, out, LLVMConstInt(LLVMInt8TypeInContext(e->ctx), 0, false), bytes, 4);
+    }
+    OpenLoop ls = loop_begin(e, samples), li = loop_begin(e, i64c(e, m)), lj = loop_begin(e, i64c(e, cols));
+    LLVMValueRef at = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, li.index, i64c(e, cols), ""), lj.index, "");
+    if (!sum && n->batched)
+        at = LLVMBuildAdd(e->b, at, LLVMBuildMul(e->b, ls.index, i64c(e, m * cols), ""), "");
+    LLVMValueRef slot = LLVMBuildGEP2(e->b, e->t, out, &at, 1, "");
+    LLVMValueRef acc = sum ? LLVMBuildLoad2(e->b, e->t, slot, "") : tconst(e, 0);
+    for (int64_t p = 0; p < k; p++) {   /* k is small: unrolled at emission */
+        LLVMValueRef kk = i64c(e, p);
+        LLVMValueRef x = operand_at(e, n->in[0], true, ta, ls.index, li.index, kk);
+        LLVMValueRef y = operand_at(e, n->in[1], false, tb, ls.index, kk, lj.index);
+        acc = LLVMBuildFAdd(e->b, acc, LLVMBuildFMul(e->b, x, y, ""), "");
+    }
+    LLVMBuildStore(e->b, acc, slot);
+    loop_end(e, &lj, i64c(e, cols));
+    loop_end(e, &li, i64c(e, m));
+    loop_end(e, &ls, samples);
+}
+
 /* ---- kernel calls ---- */
 
 static void describe(const Graph *g, NodeId id, FepKernelDesc *d)
@@ -384,6 +476,8 @@ static void emit_phase(Emitter *e, PhaseId phase, const PhasePlan *pp)
         NodeId id = pp->order[i];
         if (plan_inlinable_op((Op)e->g->nodes[id].op))
             emit_elementwise(e, id);
+        else if (small_matmul(e, id))
+            emit_small_matmul(e, id);
         else
             emit_kernel_call(e, id);
     }

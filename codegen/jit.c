@@ -101,26 +101,31 @@ void jit_free(Jit *j)
 }
 
 /* The optimised object code for p, from the disk cache or freshly built
- * (and then cached). */
-static LLVMMemoryBufferRef object_for(Jit *j, Model *m, Program *p, bool f64, uint64_t key, const char *prefix,
-                                      char *err, size_t errlen)
+ * (and then cached).  The key hashes the emitted, unoptimised IR, so any
+ * change to the program or to code generation misses the cache. */
+static LLVMMemoryBufferRef object_for(Jit *j, Model *m, Program *p, bool f64, const char *prefix, char *err,
+                                      size_t errlen)
 {
-    LLVMMemoryBufferRef obj = cache_load(key);
-    if (obj)
-        return obj;
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = cg_program_module(ctx, j->tm, m, p, f64, prefix, true, err, errlen);
-    char *msg = NULL;
-    if (mod && LLVMTargetMachineEmitToMemoryBuffer(j->tm, mod, LLVMObjectFile, &msg, &obj)) {
-        snprintf(err, errlen, "generating machine code: %s", msg);
-        LLVMDisposeMessage(msg);
-        obj = NULL;
+    LLVMModuleRef mod = cg_program_module(ctx, j->tm, m, p, f64, prefix, false, err, errlen);
+    char *text = LLVMPrintModuleToString(mod);
+    uint64_t key = cache_key(hash_bytes(text, strlen(text), 0), f64, j->tm);
+    LLVMDisposeMessage(text);
+    LLVMMemoryBufferRef obj = cache_load(key);
+    if (!obj) {
+        char *msg = NULL;
+        if (!cg_optimise(mod, j->tm, err, errlen)) {
+            obj = NULL;
+        } else if (LLVMTargetMachineEmitToMemoryBuffer(j->tm, mod, LLVMObjectFile, &msg, &obj)) {
+            snprintf(err, errlen, "generating machine code: %s", msg);
+            LLVMDisposeMessage(msg);
+            obj = NULL;
+        } else {
+            cache_store(key, obj);
+        }
     }
-    if (mod)
-        LLVMDisposeModule(mod);
+    LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
-    if (obj)
-        cache_store(key, obj);
     return obj;
 }
 
@@ -135,12 +140,12 @@ static bool loaded(const Jit *j, uint64_t key)
 bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], char *err, size_t errlen)
 {
     pass_plan(m, p);
-    uint64_t key = cache_key(pass_program_hash(m, p), f64, j->tm);
+    uint64_t key = hash_mix(pass_program_hash(m, p), f64);
     char prefix[32];
     snprintf(prefix, sizeof prefix, "k%016llx", (unsigned long long)key);
     /* Identical programs share one copy of the code in this process. */
     if (!loaded(j, key)) {
-        LLVMMemoryBufferRef obj = object_for(j, m, p, f64, key, prefix, err, errlen);
+        LLVMMemoryBufferRef obj = object_for(j, m, p, f64, prefix, err, errlen);
         if (!obj || !take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), obj),
                                 "loading code", err, errlen))
             return false;

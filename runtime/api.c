@@ -238,6 +238,17 @@ FepStatus fep_relax(FepSession *s, int steps)
     return ok();
 }
 
+FepStatus fep_advance(FepSession *s)
+{
+    char err[256];
+    if (!s)
+        return fail(FEP_ERROR_ARGUMENT, "NULL session");
+    Session *ss = s->s;
+    if (!ss->engine.run_phase(ss->engine.ctx, ss->program, PHASE_ADVANCE, &ss->st, err, sizeof err))
+        return fail(FEP_ERROR_MODEL, "%s", err);
+    return ok();
+}
+
 FepStatus fep_learn(FepSession *s)
 {
     if (!s)

@@ -68,6 +68,9 @@ FepStatus fep_clamp(FepSession *s, const char *name, int clamped);
  * the energy for `steps` steps of the model's step size (steps < 0: the
  * model's own count). */
 FepStatus fep_relax(FepSession *s, int steps);
+/* Ends a stream time step: prev(x) ← x for every node read through
+ * prev().  Call after fep_relax, before binding the next step's data. */
+FepStatus fep_advance(FepSession *s);
 /* One optimizer step on the parameters at the relaxed values. */
 FepStatus fep_learn(FepSession *s);
 /* Mean energy per sample after the last fep_relax. */
