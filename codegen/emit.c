@@ -14,6 +14,7 @@
 
 #include <llvm-c/Core.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,28 +95,110 @@ static LLVMValueRef select_pos(Emitter *e, LLVMValueRef x, LLVMValueRef yes, LLV
     return LLVMBuildSelect(e->b, pos, yes, no, "");
 }
 
+/* ---- inline exp, expm1, tanh in double (vectorisable: no calls) ---- */
+
+static LLVMValueRef fmadd(Emitter *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+    return LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, a, b, ""), c, "");
+}
+
+/* Σ_{n=1..13} z^n / n!: expm1(z) to about 1e-16 relative for |z| ≤ 0.5. */
+static LLVMValueRef expm1_taylor(Emitter *e, LLVMValueRef z)
+{
+    double fact = 1;
+    double coef[14];
+    for (int n = 1; n <= 13; n++) {
+        fact *= n;
+        coef[n] = 1 / fact;
+    }
+    LLVMValueRef p = dconst(e, coef[13]);
+    for (int n = 12; n >= 1; n--)
+        p = fmadd(e, p, z, dconst(e, coef[n]));
+    return LLVMBuildFMul(e->b, p, z, "");
+}
+
+/* 2^k for integer-valued double k in [-1076, 1024], as two normal factors
+ * (so denormal and near-overflow results are exact). */
+static LLVMValueRef pow2(Emitter *e, LLVMValueRef k)
+{
+    LLVMTypeRef i64 = e->i64, d = LLVMDoubleTypeInContext(e->ctx);
+    LLVMValueRef ki = LLVMBuildFPToSI(e->b, k, i64, "");
+    LLVMValueRef half = LLVMBuildAShr(e->b, ki, i64c(e, 1), "");
+    LLVMValueRef rest = LLVMBuildSub(e->b, ki, half, "");
+    LLVMValueRef bias = i64c(e, 1023);
+    LLVMValueRef a = LLVMBuildBitCast(e->b, LLVMBuildShl(e->b, LLVMBuildAdd(e->b, half, bias, ""), i64c(e, 52), ""), d, "");
+    LLVMValueRef b = LLVMBuildBitCast(e->b, LLVMBuildShl(e->b, LLVMBuildAdd(e->b, rest, bias, ""), i64c(e, 52), ""), d, "");
+    return LLVMBuildFMul(e->b, a, b, "");
+}
+
+/* e^x: x = k ln2 + r, |r| ≤ ln2/2, e^x = 2^k (1 + expm1(r)).  Inputs are
+ * clamped to [-745.2, 709.8] (the results there are 0 and finite); NaN
+ * propagates through the arithmetic. */
+static LLVMValueRef inline_exp(Emitter *e, LLVMValueRef x)
+{
+    LLVMBuilderRef b = e->b;
+    LLVMValueRef hi = dconst(e, 709.8), lo = dconst(e, -745.2);
+    LLVMValueRef over = LLVMBuildFCmp(b, LLVMRealOGT, x, hi, ""), under = LLVMBuildFCmp(b, LLVMRealOLT, x, lo, "");
+    LLVMValueRef c = LLVMBuildSelect(b, over, hi, LLVMBuildSelect(b, under, lo, x, ""), "");
+    LLVMValueRef k = call_math(e, "llvm.rint", LLVMBuildFMul(b, c, dconst(e, 1.4426950408889634), ""));
+    LLVMValueRef r = fmadd(e, k, dconst(e, -6.93147180369123816490e-01), c);
+    r = fmadd(e, k, dconst(e, -1.90821492927058770002e-10), r);
+    LLVMValueRef v = LLVMBuildFMul(b, LLVMBuildFAdd(b, dconst(e, 1), expm1_taylor(e, r), ""), pow2(e, k), "");
+    LLVMValueRef inf = dconst(e, INFINITY), zero = dconst(e, 0);
+    return LLVMBuildSelect(b, over, inf, LLVMBuildSelect(b, under, zero, v, ""), "");
+}
+
+static LLVMValueRef inline_expm1(Emitter *e, LLVMValueRef x)
+{
+    LLVMValueRef small = LLVMBuildFCmp(e->b, LLVMRealOLT, call_math(e, "llvm.fabs", x), dconst(e, 0.5), "");
+    LLVMValueRef big = LLVMBuildFSub(e->b, inline_exp(e, x), dconst(e, 1), "");
+    return LLVMBuildSelect(e->b, small, expm1_taylor(e, x), big, "");
+}
+
+/* tanh x = sign(x) · t / (t + 2), t = expm1(2|x|), |x| capped at 20 where
+ * tanh is 1 to double precision. */
+static LLVMValueRef inline_tanh(Emitter *e, LLVMValueRef x)
+{
+    LLVMBuilderRef b = e->b;
+    LLVMValueRef ax = call_math(e, "llvm.fabs", x);
+    LLVMValueRef capped = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, ax, dconst(e, 20), ""), dconst(e, 20), ax, "");
+    LLVMValueRef t = inline_expm1(e, LLVMBuildFMul(b, capped, dconst(e, 2), ""));
+    LLVMValueRef mag = LLVMBuildFDiv(b, t, LLVMBuildFAdd(b, t, dconst(e, 2), ""), "");
+    LLVMValueRef neg = LLVMBuildFCmp(b, LLVMRealOLT, x, dconst(e, 0), "");
+    LLVMValueRef r = LLVMBuildSelect(b, neg, LLVMBuildFNeg(b, mag, ""), mag, "");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, r, "");   /* NaN in, NaN out */
+}
+
+/* In f64 (the checking precision) transcendentals come from libm, correct
+ * to within an ulp; f32 uses the inline versions, which keep loops
+ * vectorised and are exact after rounding to float. */
+static LLVMValueRef exp_of(Emitter *e, LLVMValueRef x)
+{
+    return e->f64 ? call_math(e, "llvm.exp", x) : inline_exp(e, x);
+}
+
 /* The double-precision maths of one non-arithmetic op (x is a double). */
 static LLVMValueRef transcendental(Emitter *e, Op op, LLVMValueRef x)
 {
     LLVMBuilderRef b = e->b;
     LLVMValueRef zero = dconst(e, 0), one = dconst(e, 1);
     switch (op) {
-    case OP_TANH: return call_math(e, "tanh", x);
+    case OP_TANH: return e->f64 ? call_math(e, "tanh", x) : inline_tanh(e, x);
     case OP_SIGMOID: {
         /* as the interpreter: 1/(1+e^−x) for x ≥ 0, e^x/(1+e^x) below */
-        LLVMValueRef en = call_math(e, "llvm.exp", LLVMBuildFNeg(b, x, "")), ep = call_math(e, "llvm.exp", x);
+        LLVMValueRef en = exp_of(e, LLVMBuildFNeg(b, x, "")), ep = exp_of(e, x);
         LLVMValueRef hi = LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, en, ""), "");
         LLVMValueRef lo = LLVMBuildFDiv(b, ep, LLVMBuildFAdd(b, one, ep, ""), "");
         return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGE, x, zero, ""), hi, lo, "");
     }
-    case OP_ELU: return select_pos(e, x, x, call_math(e, "expm1", x));
+    case OP_ELU: return select_pos(e, x, x, e->f64 ? call_math(e, "expm1", x) : inline_expm1(e, x));
     case OP_SOFTPLUS: {
         /* x + log1p(e^−x) for x > 0, log1p(e^x) otherwise */
         LLVMValueRef hi = LLVMBuildFAdd(b, x, call_math(e, "log1p", call_math(e, "llvm.exp", LLVMBuildFNeg(b, x, ""))), "");
         LLVMValueRef lo = call_math(e, "log1p", call_math(e, "llvm.exp", x));
         return select_pos(e, x, hi, lo);
     }
-    case OP_EXP: return call_math(e, "llvm.exp", x);
+    case OP_EXP: return exp_of(e, x);
     case OP_LOG: return call_math(e, "llvm.log", x);
     case OP_SQRT: return call_math(e, "llvm.sqrt", x);
     case OP_SIN: return call_math(e, "llvm.sin", x);
