@@ -54,30 +54,26 @@ void optim_free(Optimizer *o)
     free(o);
 }
 
-/* One parameter tensor's update, in double state over theta and g copied
- * from the session's storage (so the loop vectorises for either dtype). */
-static void update(const TrainConfig *c, double lr, double bias1, double bias2, double clip, int64_t n, double *theta,
-                   double *g, double *m, double *v)
+/* The update of one entry: θ and its gradient g in double, the moments m
+ * (or momentum) and v in place.  Returns the new θ. */
+static inline double update_one(const TrainConfig *c, double lr, double bias1, double bias2, double clip,
+                                double theta, double g, double *m, double *v)
 {
-    for (int64_t i = 0; i < n; i++) {
-        double gi = g[i];
-        if (clip > 0)
-            gi = gi > clip ? clip : gi < -clip ? -clip : gi;
-        if (c->optimizer == OPT_SGD) {
-            gi += c->weight_decay * theta[i];
-            m[i] = c->opt_momentum * m[i] + gi;
-            double step = c->opt_momentum > 0 ? (c->nesterov ? gi + c->opt_momentum * m[i] : m[i]) : gi;
-            theta[i] -= lr * step;
-        } else {
-            if (c->optimizer == OPT_ADAM)
-                gi += c->weight_decay * theta[i];
-            m[i] = c->beta1 * m[i] + (1 - c->beta1) * gi;
-            v[i] = c->beta2 * v[i] + (1 - c->beta2) * gi * gi;
-            if (c->optimizer == OPT_ADAMW)
-                theta[i] -= lr * c->weight_decay * theta[i];
-            theta[i] -= lr * (m[i] / bias1) / (sqrt(v[i] / bias2) + c->eps);
-        }
+    if (clip > 0)
+        g = g > clip ? clip : g < -clip ? -clip : g;
+    if (c->optimizer == OPT_SGD) {
+        g += c->weight_decay * theta;
+        *m = c->opt_momentum * *m + g;
+        double step = c->opt_momentum > 0 ? (c->nesterov ? g + c->opt_momentum * *m : *m) : g;
+        return theta - lr * step;
     }
+    if (c->optimizer == OPT_ADAM)
+        g += c->weight_decay * theta;
+    *m = c->beta1 * *m + (1 - c->beta1) * g;
+    *v = c->beta2 * *v + (1 - c->beta2) * g * g;
+    if (c->optimizer == OPT_ADAMW)
+        theta -= lr * c->weight_decay * theta;
+    return theta - lr * (*m / bias1) / (sqrt(*v / bias2) + c->eps);
 }
 
 void optim_step(Optimizer *o, Session *s)
@@ -88,12 +84,18 @@ void optim_step(Optimizer *o, Session *s)
     double bias1 = 1 - pow(c->beta1, (double)o->steps), bias2 = 1 - pow(c->beta2, (double)o->steps);
     for (int p = 0; p < o->n_params; p++) {
         int64_t n = session_buffer_len(s, o->param_buf[p]);
-        double *theta = xmalloc(sizeof *theta * (size_t)n), *g = xmalloc(sizeof *g * (size_t)n);
-        session_get(s, o->param_buf[p], theta);
-        session_get(s, o->grad_buf[p], g);
-        update(c, lr, bias1, bias2, o->clip, n, theta, g, o->m[p], o->v[p]);
-        session_set(s, o->param_buf[p], theta);
-        free(theta);
-        free(g);
+        double *m = o->m[p], *v = o->v[p];
+        /* In place in the session's own precision: no copies per step. */
+        if (s->st.f64) {
+            double *theta = s->st.data[o->param_buf[p]];
+            const double *g = s->st.data[o->grad_buf[p]];
+            for (int64_t i = 0; i < n; i++)
+                theta[i] = update_one(c, lr, bias1, bias2, o->clip, theta[i], g[i], &m[i], &v[i]);
+        } else {
+            float *theta = s->st.data[o->param_buf[p]];
+            const float *g = s->st.data[o->grad_buf[p]];
+            for (int64_t i = 0; i < n; i++)
+                theta[i] = (float)update_one(c, lr, bias1, bias2, o->clip, theta[i], g[i], &m[i], &v[i]);
+        }
     }
 }
