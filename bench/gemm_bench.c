@@ -1,14 +1,16 @@
 /* gemm_bench.c — fep_sgemm (runtime/gemm.c) against OpenBLAS's cblas_sgemm on
  * the products fmnist training runs (batch 64), a few large square ones, and
- * the tiny Kalman-filter products.  Single thread (openblas_set_num_threads(1)).
+ * the tiny Kalman-filter products (or fep_dgemm against cblas_dgemm).  Single
+ * thread (openblas_set_num_threads(1)).
  * For each shape both libraries run in the same process, repetitions
  * interleaved, and the median of the timings is reported as GFLOP/s, beside
  * an estimate of the core's peak (clock from a calibrated
  * dependent-multiply loop run before every timing, as the VM's clock wanders).
  *
- * Usage: gemm_bench [--reps N] [--path direct|generic|avx2|avx512]
- *        (OPENBLAS_CORETYPE=Haswell makes OpenBLAS use its
- * AVX2 kernels on CPUs it does not recognise, which it otherwise runs as Prescott). */
+ * Usage: gemm_bench [--reps N] [--double] [--path direct|generic|avx2|avx512]
+ * --double: fep_dgemm against cblas_dgemm; --path: force one fep path for every
+ * size.  OPENBLAS_CORETYPE=Haswell makes OpenBLAS use its AVX2 kernels on CPUs it
+ * does not recognise (it otherwise falls back to Prescott, SSE3). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
@@ -34,6 +36,7 @@ static const Shape shapes[] = {
     {"fwd out H·W3ᵀ", 64, 10, 256, false, true},
     {"bwd     E·W2", 64, 256, 256, false, false},
     {"bwd     E·W1", 64, 784, 256, false, false},
+    {"bwd     E·W3", 64, 256, 10, false, false},
     {"fwd L1  X·W1 (NN)", 64, 256, 784, false, false},
     {"grad W1 Eᵀ·X", 256, 784, 64, true, false},
     {"grad W2 Eᵀ·H", 256, 256, 64, true, false},
@@ -48,6 +51,7 @@ static const Shape shapes[] = {
 };
 
 static FepGemmPath bench_path = FEP_GEMM_AUTO; /* --path; set once in main */
+static bool bench_double;                      /* --double: fep_dgemm against cblas_dgemm */
 
 static double now(void)
 {
@@ -112,17 +116,29 @@ __attribute__((target("avx512f"), noinline)) static double measure_fma_gflops(vo
     return 2.0 * 16 * 20 * 10000000.0 / (now() - t0) * 1e-9;
 }
 
-static void fill(float *x, size_t n, unsigned seed)
+/* Fills n elements (float, or double when dbl) with values in [-0.5, 0.5). */
+static void fill(void *x, size_t n, unsigned seed)
 {
     srand(seed);
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    for (size_t i = 0; i < n; i++) {
+        double v = (double)rand() / (double)RAND_MAX - 0.5;
+        if (bench_double)
+            ((double *)x)[i] = v;
+        else
+            ((float *)x)[i] = (float)v;
+    }
 }
 
 typedef struct Operands {
-    float *A, *B, *C;
+    void *A, *B, *C;
     int64_t lda, ldb;
 } Operands;
+
+static void *alloc_elems(int64_t n)
+{
+    size_t es = bench_double ? sizeof(double) : sizeof(float);
+    return aligned_alloc(64, ((size_t)n * es + 64) / 64 * 64); /* a multiple of the alignment */
+}
 
 static Operands operands(const Shape *s)
 {
@@ -131,9 +147,9 @@ static Operands operands(const Shape *s)
     int64_t br = s->tb ? s->N : s->K, bc = s->tb ? s->K : s->N;
     o.lda = ac;
     o.ldb = bc;
-    o.A = aligned_alloc(64, (size_t)(ar * ac + 16) / 16 * 16 * sizeof(float)); /* a multiple of 64 bytes */
-    o.B = aligned_alloc(64, (size_t)(br * bc + 16) / 16 * 16 * sizeof(float));
-    o.C = aligned_alloc(64, (size_t)(s->M * s->N + 16) / 16 * 16 * sizeof(float));
+    o.A = alloc_elems(ar * ac);
+    o.B = alloc_elems(br * bc);
+    o.C = alloc_elems(s->M * s->N);
     fill(o.A, (size_t)(ar * ac), 1);
     fill(o.B, (size_t)(br * bc), 2);
     return o;
@@ -144,32 +160,47 @@ static double time_fep(const Shape *s, const Operands *o, int iters)
 {
     double t0 = now();
     for (int i = 0; i < iters; i++)
-        fep_sgemm_path(bench_path, s->M, s->N, s->K, o->A, o->lda, s->ta, o->B, o->ldb, s->tb, o->C, s->N, false);
+        if (bench_double)
+            fep_dgemm_path(bench_path, s->M, s->N, s->K, o->A, o->lda, s->ta, o->B, o->ldb, s->tb, o->C, s->N, false);
+        else
+            fep_sgemm_path(bench_path, s->M, s->N, s->K, o->A, o->lda, s->ta, o->B, o->ldb, s->tb, o->C, s->N, false);
     return (now() - t0) / iters;
 }
 
 static double time_blas(const Shape *s, const Operands *o, int iters)
 {
+    enum CBLAS_TRANSPOSE ta = s->ta ? CblasTrans : CblasNoTrans, tb = s->tb ? CblasTrans : CblasNoTrans;
     double t0 = now();
     for (int i = 0; i < iters; i++)
-        cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, (int)s->M,
-                    (int)s->N, (int)s->K, 1.0f, o->A, (int)o->lda, o->B, (int)o->ldb, 0.0f, o->C, (int)s->N);
+        if (bench_double)
+            cblas_dgemm(CblasRowMajor, ta, tb, (int)s->M, (int)s->N, (int)s->K, 1.0, o->A, (int)o->lda, o->B,
+                        (int)o->ldb, 0.0, o->C, (int)s->N);
+        else
+            cblas_sgemm(CblasRowMajor, ta, tb, (int)s->M, (int)s->N, (int)s->K, 1.0f, o->A, (int)o->lda, o->B,
+                        (int)o->ldb, 0.0f, o->C, (int)s->N);
     return (now() - t0) / iters;
 }
 
-/* Largest relative difference between the two libraries' results. */
+static double elem(const void *x, size_t i)
+{
+    return bench_double ? ((const double *)x)[i] : ((const float *)x)[i];
+}
+
+/* Largest difference between the two libraries' results, relative to the
+ * largest element. */
 static double check(const Shape *s, const Operands *o)
 {
     size_t n = (size_t)(s->M * s->N);
-    float *ref = malloc(n * sizeof(float) + 1);
+    double *ref = malloc(n * sizeof(double) + 1);
     time_blas(s, o, 1);
-    memcpy(ref, o->C, n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        ref[i] = elem(o->C, i);
     time_fep(s, o, 1);
-    double worst = 0, scale = 1e-30;
+    double worst = 0, scale = 1e-300;
     for (size_t i = 0; i < n; i++)
         scale = fmax(scale, fabs(ref[i]));
     for (size_t i = 0; i < n; i++)
-        worst = fmax(worst, fabs((double)o->C[i] - ref[i]) / scale);
+        worst = fmax(worst, fabs(elem(o->C, i) - ref[i]) / scale);
     free(ref);
     return worst;
 }
@@ -177,7 +208,8 @@ static double check(const Shape *s, const Operands *o)
 /* flops per cycle at peak: 2 FMA units × lanes × 2 */
 static double peak_flops_per_cycle(void)
 {
-    return fep_gemm_path_supported(FEP_GEMM_AVX512) ? 64 : fep_gemm_path_supported(FEP_GEMM_AVX2) ? 32 : 8;
+    double f = fep_gemm_path_supported(FEP_GEMM_AVX512) ? 64 : fep_gemm_path_supported(FEP_GEMM_AVX2) ? 32 : 8;
+    return bench_double ? f / 2 : f;
 }
 
 /* Times one shape: reps rounds of (clock, fep, OpenBLAS), the order of the two
@@ -232,6 +264,10 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
             continue;
         }
+        if (!strcmp(argv[i], "--double")) {
+            bench_double = true;
+            continue;
+        }
         if (!strcmp(argv[i], "--path") && i + 1 < argc) {
             const char *name = argv[++i];
             int p = FEP_GEMM_DIRECT;
@@ -244,7 +280,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "gemm_bench: unknown or unsupported path '%s'\n", name);
             return 2;
         }
-        fprintf(stderr, "usage: gemm_bench [--reps N] [--path direct|generic|avx2|avx512]\n");
+        fprintf(stderr, "usage: gemm_bench [--reps N] [--double] [--path direct|generic|avx2|avx512]\n");
         return 2;
     }
     if (reps < 1)
@@ -256,9 +292,10 @@ int main(int argc, char **argv)
     int mr = 0, nr = 0;
     for (int p = FEP_GEMM_GENERIC; p < FEP_GEMM_NPATHS; p++)
         if (!strcmp(fep_gemm_path_name((FepGemmPath)p), fep_gemm_path_name(bench_path)))
-            fep_gemm_path_tile((FepGemmPath)p, false, &mr, &nr);
-    printf("fep_sgemm: %s path%s, %dx%d float tile\n", fep_gemm_path_name(bench_path),
-           bench_path == FEP_GEMM_AUTO ? " (auto)" : " (forced for every size)", mr, nr);
+            fep_gemm_path_tile((FepGemmPath)p, bench_double, &mr, &nr);
+    printf("%s: %s path%s, %dx%d %s tile\n", bench_double ? "fep_dgemm" : "fep_sgemm", fep_gemm_path_name(bench_path),
+           bench_path == FEP_GEMM_AUTO ? " (auto)" : " (forced for every size)", mr, nr,
+           bench_double ? "double" : "float");
     double fma = fep_gemm_path_supported(FEP_GEMM_AVX512) ? measure_fma_gflops() : 0; /* also warms the clock up */
     double ghz = measure_ghz(2000000, 5), fpc = peak_flops_per_cycle();
     printf("clock ≈ %.2f GHz now (dependent-imul loop, re-measured before every timing); peak = %.0f flop/cycle "

@@ -70,6 +70,7 @@ static bool write_object(Model *m, Program *programs[2], const char *source, con
     add_global_bytes(mod, "fep_module_source", source, strlen(source) + 1);
     add_global_i64(mod, "fep_module_signature", pass_buffer_signature(m));
     add_global_i64(mod, "fep_module_abi", FEP_MODULE_ABI);
+    add_global_i64(mod, "fep_module_rule", aot_rule_code(m->train.rule));
     char *msg = NULL;
     bool ok = cg_optimise(mod, tm, err, errlen) &&
               !LLVMTargetMachineEmitToFile(tm, mod, (char *)obj_path, LLVMObjectFile, &msg);

@@ -17,6 +17,7 @@ struct AotModule {
     void *handle;
     char *path;
     uint64_t signature;
+    uint64_t rule;
     const Program *programs[2];
     PhaseFn fns[4][N_PHASES];
     void **externs;
@@ -24,6 +25,12 @@ struct AotModule {
 
 static const char *phase_names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
                                             "advance", "solve"};
+
+uint64_t aot_rule_code(RuleSpec rule)
+{
+    return (uint64_t)rule.kind | (uint64_t)rule.backward << 8 | (uint64_t)rule.no_derivative << 16 |
+           (uint64_t)rule.learned_error_weights << 17;
+}
 
 bool aot_programs(Diag *d, Model *m, Program *out[2])
 {
@@ -46,7 +53,8 @@ AotModule *aot_open(const char *path, const char **source, char *err, size_t err
     }
     const char *src = dlsym(h, "fep_module_source");
     const uint64_t *sig = dlsym(h, "fep_module_signature"), *abi = dlsym(h, "fep_module_abi");
-    if (!src || !sig || !abi) {
+    const uint64_t *rule = dlsym(h, "fep_module_rule");
+    if (!src || !sig || !abi || !rule) {
         snprintf(err, errlen, "%s is not a module built by `fepc build`", path);
         dlclose(h);
         return NULL;
@@ -61,12 +69,18 @@ AotModule *aot_open(const char *path, const char **source, char *err, size_t err
     a->handle = h;
     a->path = xstrdup(path);
     a->signature = *sig;
+    a->rule = *rule;
     *source = src;
     return a;
 }
 
 bool aot_bind(AotModule *a, Diag *d, Model *m, char *err, size_t errlen)
 {
+    if (aot_rule_code(m->train.rule) != a->rule) {
+        snprintf(err, errlen, "%s was built for rule %s; rebuild it (fepc build) to run rule %s", a->path,
+                 ir_rule_name((RuleKind)(a->rule & 0xff)), ir_rule_name(m->train.rule.kind));
+        return false;
+    }
     Program *programs[2];
     if (!aot_programs(d, m, programs)) {
         snprintf(err, errlen, "%s: its model does not derive", a->path);

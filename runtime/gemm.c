@@ -1,16 +1,18 @@
 /* gemm.c — the matrix products of gemm.h (BLIS/GotoBLAS design, one thread).
  *
- * The product is computed as C' = P·Q: P (m×k) is the operand whose elements
- * are broadcast, read in place when its rows are contiguous, else packed into
- * strips; Q (k×n) is loaded as vectors and always packed, NR columns to a
- * panel (transposing with in-register shuffles when it is stored by columns).
- * C' is C, or Cᵀ when that avoids transposing the larger operand.  K is cut
- * into blocks whose packed Q fits in half the L2, N into NC columns; each
- * strip of ≤ MR rows of P sweeps all panels with an MR×NR register tile
- * (AVX-512 float: 8×32, double 8×16; AVX2: 6×16 / 6×8; x86-64: 4×8 / 4×4), or
- * 2·MR×VL when C' is one vector wide.  Tiny products run a plain loop.  The
- * typed, per-ISA body is the second half of this file, which includes itself
- * six times (float/double × x86-64/AVX2/AVX-512); the ISA is picked once. */
+ * A product is computed as C' = P·Q.  P (m×k) is the operand whose elements
+ * are broadcast: read in place when its rows are contiguous, else packed into
+ * strips.  Q (k×n) is loaded as vectors: packed NR columns to a panel
+ * (transposing with in-register shuffles when it is stored by columns) unless
+ * its rows are contiguous and few strips would reuse a packed copy.  C' is C,
+ * or Cᵀ when that avoids transposing the larger operand.  K is cut into blocks
+ * whose Q fits in half the L2, N into NC columns; each strip of ≤ MR rows of P
+ * sweeps all panels with an MR×NR register tile (AVX-512 float: 8×32, double
+ * 8×16; AVX2: 6×16 / 6×8; x86-64: 4×8 / 4×4), or 2·MR×VL when C' is one
+ * vector wide.  A·Bᵀ with a narrow side (N = 10) runs as dot products, tiny
+ * products as a plain loop.  The typed, per-ISA body is the second half of
+ * this file, which includes itself six times (float/double × x86-64/AVX2/
+ * AVX-512); the ISA is picked once, at the first call. */
 #ifndef GEMM_INSTANCE
 
 #include "runtime/gemm.h"
@@ -23,6 +25,9 @@
 enum {
     GEMM_DIRECT_MNK = 64,     /* products with at most this many multiply-adds take the direct loop */
     GEMM_LOCAL_BYTES = 16384, /* scratch up to this size lives on the stack: no malloc for small products */
+    GEMM_INPLACE_Q_STRIPS = 8,   /* Q is read unpacked by at most this many strips of P ... */
+    GEMM_INPLACE_Q_STRIDE = 4096, /* ... when its rows are at most this many bytes apart */
+    GEMM_DOT_MIN_VECTORS = 16,    /* dot-product path: K at least this many vectors (the lane sums amortised) */
 };
 
 static inline int64_t min_i64(int64_t a, int64_t b)
@@ -56,6 +61,7 @@ static void *scratch_alloc(size_t bytes)
 #define KC 256
 #define NC 1024
 #define VEC_TRANSPOSE 0
+#define DT 3
 #define TGT
 #include __FILE__
 
@@ -67,6 +73,7 @@ static void *scratch_alloc(size_t bytes)
 #define KC 256
 #define NC 512
 #define VEC_TRANSPOSE 0
+#define DT 3
 #define TGT
 #include __FILE__
 
@@ -78,6 +85,7 @@ static void *scratch_alloc(size_t bytes)
 #define KC 256
 #define NC 1024
 #define VEC_TRANSPOSE 1
+#define DT 3
 #define TGT __attribute__((target("avx2,fma")))
 #include __FILE__
 
@@ -89,6 +97,7 @@ static void *scratch_alloc(size_t bytes)
 #define KC 256
 #define NC 512
 #define VEC_TRANSPOSE 1
+#define DT 3
 #define TGT __attribute__((target("avx2,fma")))
 #include __FILE__
 
@@ -100,6 +109,7 @@ static void *scratch_alloc(size_t bytes)
 #define KC 256
 #define NC 1024
 #define VEC_TRANSPOSE 1
+#define DT 4
 #define TGT __attribute__((target("avx512f")))
 #include __FILE__
 
@@ -111,6 +121,7 @@ static void *scratch_alloc(size_t bytes)
 #define KC 256
 #define NC 512
 #define VEC_TRANSPOSE 1
+#define DT 4
 #define TGT __attribute__((target("avx512f")))
 #include __FILE__
 
@@ -121,7 +132,7 @@ static void *scratch_alloc(size_t bytes)
 /* gemm.h's contract as a plain scalar loop, one dot product per element of C,
  * any transposes; no allocation, no set-up.  For Kalman-sized products. */
 #define FEP_GEMM_DIRECT_LOOP(T, name)                                                                           \
-    static void name(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B, int64_t ldb, \
+    static inline void name(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B, int64_t ldb, \
                      bool tb, T *C, int64_t ldc, bool accumulate)                                                \
     {                                                                                                            \
         int64_t ai = ta ? 1 : lda, ak = ta ? lda : 1, bk = tb ? 1 : ldb, bj = tb ? ldb : 1;                      \
@@ -212,9 +223,9 @@ void fep_gemm_path_tile(FepGemmPath path, bool dbl, int *mr, int *nr)
 }
 
 /* Whether a product is small enough for the direct loop (no packing). */
-static bool is_tiny(int64_t M, int64_t N, int64_t K)
+static inline bool is_tiny(int64_t M, int64_t N, int64_t K)
 {
-    return (double)M * (double)N * (double)K <= GEMM_DIRECT_MNK;
+    return M <= GEMM_DIRECT_MNK && N <= GEMM_DIRECT_MNK && K <= GEMM_DIRECT_MNK && M * N * K <= GEMM_DIRECT_MNK;
 }
 
 static const GemmImpl *path_impl(FepGemmPath path)
@@ -260,9 +271,9 @@ void fep_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bo
 
 #else /* GEMM_INSTANCE: the typed body for element type T (index type IT),
          VL lanes per vector, an MR × 2·VL register tile, K blocks of at least
-         KC steps (see kc_max), NC-column blocks of Q,
-         compiled with the attribute TGT; names end in _SFX.  VEC_TRANSPOSE:
-         transpose VL×VL blocks with two-source shuffles (AVX2, AVX-512). */
+         KC steps (see kc_max), NC-column blocks of Q, DT×DT dot-product
+         tiles, compiled with the attribute TGT; names end in _SFX.
+         VEC_TRANSPOSE: transpose VL×VL blocks in registers (AVX2, AVX-512). */
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
@@ -319,6 +330,43 @@ AINL int FN(pow2_at_least)(int r)
     return r <= 1 ? 1 : r <= 2 ? 2 : r <= 4 ? 4 : r <= 8 ? 8 : 16;
 }
 
+/* Two-source shuffles for a power of two d < VL: lane t of lo(a, b) is
+ * (t & d) ? b[t - d] : a[t]; of hi(a, b), (t & d) ? b[t] : a[t + d]. */
+AINL V FN(shuffle_lo)(V a, V b, const int d)
+{
+    const FN(ivec) iota = FEP_GEMM_IOTA;
+    return __builtin_shuffle(a, b, iota + ((FN(ivec))((iota & d) != 0) & (VL - d)));
+}
+
+AINL V FN(shuffle_hi)(V a, V b, const int d)
+{
+    const FN(ivec) iota = FEP_GEMM_IOTA;
+    return __builtin_shuffle(a, b, iota + d + ((FN(ivec))((iota & d) != 0) & (VL - d)));
+}
+
+/* Sums of VL vectors at once: lane t of the result is the sum of the lanes of
+ * v[bitrev(t)] (t's log2(VL) bits reversed).  log2(VL) rounds, each adding
+ * lo and hi shuffles of pairs, halving the count. */
+AINL V FN(sum_lanes)(V *v)
+{
+#pragma GCC unroll 4
+    for (int d = VL / 2, cnt = VL; d >= 1; d >>= 1, cnt >>= 1)
+#pragma GCC unroll 16
+        for (int t = 0; t < cnt / 2; t++)
+            v[t] = FN(shuffle_lo)(v[2 * t], v[2 * t + 1], d) + FN(shuffle_hi)(v[2 * t], v[2 * t + 1], d);
+    return v[0];
+}
+
+/* t's log2(VL) bits reversed. */
+AINL int FN(bitrev)(int t)
+{
+    int r = 0;
+#pragma GCC unroll 4
+    for (int b = 1; b < VL; b <<= 1)
+        r = r << 1 | ((t & b) != 0);
+    return r;
+}
+
 #if VEC_TRANSPOSE
 /* In-register transpose of the RP×RP sub-blocks of rows x[0..RP): afterwards
  * x[r][g*RP + i] = old x[i][g*RP + r].  log2(RP) rounds of two-source
@@ -326,19 +374,15 @@ AINL int FN(pow2_at_least)(int r)
 AINL void FN(transpose_rows)(const int RP, V *x)
 {
 #pragma GCC unroll 4
-    for (int d = 1; d < RP; d <<= 1) {
-        /* lane t of the results: lo ← (t & d) ? b[t - d] : a[t], hi ← (t & d) ? b[t] : a[t + d] */
-        const FN(ivec) iota = FEP_GEMM_IOTA, upper = (FN(ivec))((iota & d) != 0) & (VL - d);
-        const FN(ivec) lo = iota + upper, hi = iota + d + upper;
+    for (int d = 1; d < RP; d <<= 1)
 #pragma GCC unroll 16
         for (int r = 0; r < RP; r++) {
             if (r & d)
                 continue;
             V a = x[r], b = x[r + d];
-            x[r] = __builtin_shuffle(a, b, lo);
-            x[r + d] = __builtin_shuffle(a, b, hi);
+            x[r] = FN(shuffle_lo)(a, b, d);
+            x[r + d] = FN(shuffle_hi)(a, b, d);
         }
-    }
 }
 
 /* Writes R ≤ VL rows × NVEC vectors of a register tile to a transposed C'
@@ -392,31 +436,29 @@ static TGT void FN(store_tmp)(const T *tmp, int m, int n, T *c, int64_t rs_c, in
 }
 
 /* The register tile: R rows × NVEC vectors of C' (compile-time constants
- * after inlining) summed over kc steps.  Row i of P is read at
- * p[off[i] + l*cs_p]; q is a packed panel, NR values per step.  The leading
- * R×n part is written back (n ≤ NVEC·VL). */
-AINL void FN(tile)(const int R, const int NVEC, int64_t kc, const T *p, const int64_t *off, int64_t cs_p,
-                   const T *q, T *c, int64_t rs_c, int64_t cs_c, int n, bool beta)
+ * after inlining) summed over kc steps.  P is read at p[i*rs_p + l*cs_p];
+ * step l of Q at q + l*rs_q (a packed panel: rs_q = NR).
+ * The leading R×n part is written back (n ≤ NVEC·VL). */
+AINL void FN(tile)(const int R, const int NVEC, int64_t kc, const T *p, int64_t rs_p, int64_t cs_p, const T *q,
+                   int64_t rs_q, T *c, int64_t rs_c, int64_t cs_c, int n, bool beta)
 {
     V acc[MR1][2];
-    int64_t o[MR1];
 #pragma GCC unroll 16
-    for (int i = 0; i < R; i++) {
+    for (int i = 0; i < R; i++)
         acc[i][0] = acc[i][1] = (V){0};
-        o[i] = off[i];
-    }
-    for (int64_t l = 0; l < kc; l++) {
-        const V *qv = (const V *)__builtin_assume_aligned(q, 64);
-        V q0 = qv[0], q1 = NVEC > 1 ? qv[1] : (V){0};
+    /* rows 8.. from a second base, so that 8 row offsets (in registers) serve all */
+    const T *p8 = R > 8 ? p + 8 * rs_p : p;
+    for (int64_t l = 0; l < kc; l++, p8 += cs_p) {
+        V q0 = FN(loadu)(q), q1 = NVEC > 1 ? FN(loadu)(q + VL) : (V){0};
 #pragma GCC unroll 16
         for (int i = 0; i < R; i++) {
-            T a = p[o[i]];
+            T a = i < 8 ? p[i * rs_p] : p8[(i - 8) * rs_p];
             acc[i][0] += a * q0;
             if (NVEC > 1)
                 acc[i][1] += a * q1;
         }
         p += cs_p;
-        q += NR;
+        q += rs_q;
     }
     if (cs_c == 1 && n == NVEC * VL) {
 #pragma GCC unroll 16
@@ -445,16 +487,16 @@ AINL void FN(tile)(const int R, const int NVEC, int64_t kc, const T *p, const in
 
 /* One micro-kernel call on m rows × n columns of C' (m ≤ MR, n ≤ NR; or m ≤
  * MR1, n ≤ VL): the tile compiled for exactly m rows and one or two vectors. */
-static TGT void FN(kernel)(int64_t kc, const T *p, const int64_t *off, int64_t cs_p, const T *q, T *c, int64_t rs_c,
-                           int64_t cs_c, int m, int n, bool beta)
+static TGT void FN(kernel)(int64_t kc, const T *p, int64_t rs_p, int64_t cs_p, const T *q, int64_t rs_q, T *c,
+                           int64_t rs_c, int64_t cs_c, int m, int n, bool beta)
 {
     switch (m) {
 #define FEP_GEMM_TILE(RR)                                                                                     \
     case RR:                                                                                                  \
         if ((RR) <= MR && n > VL)                                                                             \
-            FN(tile)((RR) <= MR ? (RR) : 1, 2, kc, p, off, cs_p, q, c, rs_c, cs_c, n, beta);                  \
+            FN(tile)((RR) <= MR ? (RR) : 1, 2, kc, p, rs_p, cs_p, q, rs_q, c, rs_c, cs_c, n, beta);           \
         else if ((RR) <= MR1 && n <= VL)                                                                      \
-            FN(tile)((RR) <= MR1 ? (RR) : 1, 1, kc, p, off, cs_p, q, c, rs_c, cs_c, n, beta);                 \
+            FN(tile)((RR) <= MR1 ? (RR) : 1, 1, kc, p, rs_p, cs_p, q, rs_q, c, rs_c, cs_c, n, beta);          \
         else                                                                                                  \
             break;                                                                                            \
         return;
@@ -476,7 +518,7 @@ static TGT void FN(kernel)(int64_t kc, const T *p, const int64_t *off, int64_t c
         FEP_GEMM_TILE(16)
 #undef FEP_GEMM_TILE
     }
-    abort(); /* m outside 1..MR: a driver bug */
+    abort(); /* m outside 1..MR1: a driver bug */
 }
 
 /* Copies kc rows of w ≤ NR contiguous values (row stride rs) into a panel,
@@ -539,31 +581,33 @@ static TGT void FN(pack_cols)(const T *src, int64_t cs, int64_t kc, int w, T *ds
     }
 }
 
+/* Packs w ≤ NR columns of Q from (pc, j) on, kc steps, into one panel. */
+static TGT void FN(pack_panel)(const FN(Prob) *pr, int64_t pc, int64_t kc, int64_t j, int w, T *dst)
+{
+    const T *src = pr->q + pc * pr->rs_q + j * pr->cs_q;
+    if (pr->cs_q == 1)
+        FN(pack_rows)(src, pr->rs_q, kc, w, dst);
+    else
+        FN(pack_cols)(src, pr->cs_q, kc, w, dst);
+}
+
 /* Packs the kc×nc block of Q at (pc, jc) into NR-wide panels, kc·NR each. */
 static TGT void FN(pack_q)(const FN(Prob) *pr, int64_t pc, int64_t kc, int64_t jc, int64_t nc, T *dst)
 {
-    for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += kc * NR) {
-        int w = (int)min_i64(NR, nc - j0);
-        const T *src = pr->q + pc * pr->rs_q + (jc + j0) * pr->cs_q;
-        if (pr->cs_q == 1)
-            FN(pack_rows)(src, pr->rs_q, kc, w, dst);
-        else
-            FN(pack_cols)(src, pr->cs_q, kc, w, dst);
-    }
+    for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += kc * NR)
+        FN(pack_panel)(pr, pc, kc, jc + j0, (int)min_i64(NR, nc - j0), dst);
 }
 
 /* Packs mr ≤ ps rows × kc steps of a P whose columns are contiguous
- * (p(i, l) = src[i + l*cs]) as dst[l*ps + i]. */
+ * (p(i, l) = src[i + l*cs]) as dst[l*ps + i].  Unrolled over the rows so
+ * that GCC does not make a memcpy call of each step. */
 static TGT void FN(pack_p)(const T *src, int64_t cs, int64_t kc, int mr, int ps, T *dst)
 {
-    if (mr == MR) {
-        for (int64_t l = 0; l < kc; l++, src += cs, dst += ps)
-            memcpy(dst, src, sizeof(T) * MR);
-        return;
-    }
     for (int64_t l = 0; l < kc; l++, src += cs, dst += ps)
-        for (int i = 0; i < mr; i++)
-            dst[i] = src[i];
+#pragma GCC unroll 16
+        for (int i = 0; i < MR1; i++)
+            if (i < mr)
+                dst[i] = src[i];
 }
 
 /* The K block: as long as the packed Q block (kc × nc) fits in half of a
@@ -586,10 +630,50 @@ static TGT void FN(clear_c)(const FN(Prob) *pr)
             pr->c[i * pr->rs_c + j * pr->cs_c] = 0;
 }
 
-/* The blocked product: NC columns × KC steps of Q packed at a time, then each
- * strip of ≤ MR rows of P (read in place, or packed when its columns are the
- * contiguous direction) runs across all NR panels.  Strip heights are even
- * (64 rows: 8 × 8; 10 rows: 5 + 5), so no strip is much thinner than MR. */
+/* Q read in place (but for a narrow last panel) when its rows are contiguous,
+ * at most a page apart, and few strips would reuse a packed panel: packing
+ * then costs more than it saves. */
+static TGT bool FN(q_in_place)(const FN(Prob) *pr, int64_t strips)
+{
+    return pr->cs_q == 1 && strips <= GEMM_INPLACE_Q_STRIPS && pr->rs_q * (int64_t)sizeof(T) <= GEMM_INPLACE_Q_STRIDE;
+}
+
+/* One block of the product: steps [pc, pc+kc) × columns [jc, jc+nc) of C';
+ * Q's panels packed at qbuf, or in place (only a narrow last one at qbuf). */
+typedef struct FN(Block) {
+    int64_t pc, kc, jc, nc;
+    const T *qbuf;
+    bool in_place, beta;
+} FN(Block);
+
+/* mr rows of P from row ir across all panels of a block.  When P's columns
+ * are the contiguous direction and three or more panels will reread the strip,
+ * it is packed first into pbuf, ps values a step (in place, each step is a
+ * line of its own, and with a power-of-two stride they share few L1 sets). */
+static TGT void FN(strip)(const FN(Prob) *pr, const FN(Block) *b, int64_t ir, int mr, int ps, T *pbuf)
+{
+    const T *p = pr->p + ir * pr->rs_p + b->pc * pr->cs_p;
+    int64_t rs_p = pr->rs_p, cs_p = pr->cs_p;
+    if (cs_p != 1 && b->nc > 2 * NR) {
+        FN(pack_p)(p, cs_p, b->kc, mr, ps, pbuf);
+        p = pbuf;
+        rs_p = 1;
+        cs_p = ps;
+    }
+    T *c = pr->c + ir * pr->rs_c + b->jc * pr->cs_c;
+    for (int64_t jr = 0; jr < b->nc; jr += NR) {
+        int w = (int)min_i64(NR, b->nc - jr);
+        bool direct = b->in_place && w == NR;
+        const T *q = direct ? pr->q + b->pc * pr->rs_q + b->jc + jr : b->in_place ? b->qbuf : b->qbuf + jr * b->kc;
+        FN(kernel)(b->kc, p, rs_p, cs_p, q, direct ? pr->rs_q : NR, c + jr * pr->cs_c, pr->rs_c, pr->cs_c, mr, w,
+                   b->beta);
+    }
+}
+
+/* The blocked product: for each block of NC columns × kc steps, Q's panels
+ * are packed (or not, see q_in_place), then each strip of P sweeps them.
+ * Strip heights are even (64 rows: 8 × 8; 10 rows: 5 + 5), so no strip is
+ * much thinner than MR. */
 static TGT void FN(blocked)(const FN(Prob) *pr)
 {
     int64_t m = pr->m, n = pr->n, k = pr->k;
@@ -600,50 +684,120 @@ static TGT void FN(blocked)(const FN(Prob) *pr)
         return;
     }
     int64_t kcb = ceil_div(k, ceil_div(k, FN(kc_max)(pr)));
-    int64_t ncb = ceil_div(min_i64(n, NC), NR) * NR;
     int ps = n <= VL ? MR1 : MR; /* strip height */
     int64_t strips = ceil_div(m, ps), base = m / strips, extra = m % strips;
-    bool packp = pr->cs_p != 1;
-    size_t need = (size_t)(kcb * ncb + (packp ? MR1 * kcb : 0));
+    bool in_place = FN(q_in_place)(pr, strips);
+    size_t qsize = (size_t)(kcb * (in_place ? NR : ceil_div(min_i64(n, NC), NR) * NR));
+    size_t need = qsize + (pr->cs_p != 1 ? (size_t)(MR1 * kcb) : 0);
     T local[GEMM_LOCAL_BYTES / sizeof(T)] __attribute__((aligned(64)));
     T *qbuf = need <= sizeof local / sizeof(T) ? local : scratch_alloc(sizeof(T) * need);
-    T *pbuf = qbuf + kcb * ncb;
-    int64_t off[MR1];
-    for (int64_t jc = 0; jc < n; jc += NC) {
-        int64_t nc = min_i64(NC, n - jc);
+    for (int64_t jc = 0; jc < n; jc += NC)
         for (int64_t pc = 0; pc < k; pc += kcb) {
-            int64_t kc = min_i64(kcb, k - pc);
-            bool beta = pr->beta || pc > 0;
-            FN(pack_q)(pr, pc, kc, jc, nc, qbuf);
-            for (int64_t s = 0, ir = 0; s < strips; s++) {
-                int mr = (int)(base + (s < extra));
-                const T *p = pr->p + ir * pr->rs_p + pc * pr->cs_p;
-                int64_t cs_p = pr->cs_p;
-                for (int i = 0; i < mr; i++)
-                    off[i] = i * (packp ? 1 : pr->rs_p);
-                if (packp) {
-                    FN(pack_p)(p, pr->cs_p, kc, mr, ps, pbuf);
-                    p = pbuf;
-                    cs_p = ps;
-                }
-                T *c = pr->c + ir * pr->rs_c + jc * pr->cs_c;
-                for (int64_t jr = 0; jr < nc; jr += NR)
-                    FN(kernel)(kc, p, off, cs_p, qbuf + jr * kc, c + jr * pr->cs_c, pr->rs_c, pr->cs_c, mr,
-                               (int)min_i64(NR, nc - jr), beta);
-                ir += mr;
-            }
+            FN(Block) b = {pc, min_i64(kcb, k - pc), jc, min_i64(NC, n - jc), qbuf, in_place, pr->beta || pc > 0};
+            if (!in_place)
+                FN(pack_q)(pr, pc, b.kc, jc, b.nc, qbuf);
+            else if (b.nc % NR)
+                FN(pack_panel)(pr, pc, b.kc, jc + b.nc / NR * NR, (int)(b.nc % NR), qbuf);
+            for (int64_t s = 0, ir = 0; s < strips; ir += base + (s < extra), s++)
+                FN(strip)(pr, &b, ir, (int)(base + (s < extra)), ps, qbuf + qsize);
         }
-    }
     if (qbuf != local)
         free(qbuf);
 }
 
-/* gemm.h's contract through the blocked path.  Q must be packed; when op(B)
- * would need a transposing pack and op(A) is the smaller operand (or needs
- * none), compute Cᵀ = op(B)ᵀ·op(A)ᵀ instead. */
+/* The dot-product tile: C[i][j] (+)= Σ_l a[i*lda + l]·b[j*ldb + l] for R rows
+ * of A and S rows of B, both contiguous in l: R·S vector accumulators along
+ * l, summed across lanes at the end (VL sums per sum_lanes), the l tail past
+ * the last whole vector added in scalar. */
+AINL void FN(dot_tile)(const int R, const int S, int64_t K, const T *a, int64_t lda, const T *b, int64_t ldb, T *c,
+                       int64_t ldc, bool beta)
+{
+    enum { NACC = (DT * DT + VL - 1) / VL * VL };
+    V acc[NACC];
+#pragma GCC unroll 16
+    for (int t = 0; t < NACC; t++)
+        acc[t] = (V){0};
+    int64_t l = 0;
+    for (; l + VL <= K; l += VL) {
+        V x[DT], y[DT];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            x[r] = FN(loadu)(a + r * lda + l);
+#pragma GCC unroll 4
+        for (int j = 0; j < S; j++)
+            y[j] = FN(loadu)(b + j * ldb + l);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int j = 0; j < S; j++)
+                acc[r * S + j] += x[r] * y[j];
+    }
+    T sum[NACC] __attribute__((aligned(64))); /* sum of acc[u] at sum[u/VL*VL + bitrev(u%VL)] */
+#pragma GCC unroll 4
+    for (int g = 0; g < (R * S + VL - 1) / VL; g++)
+        FN(storeu)(sum + g * VL, FN(sum_lanes)(acc + g * VL));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < S; j++) {
+            int u = r * S + j;
+            T v = sum[u / VL * VL + FN(bitrev)(u % VL)];
+            for (int64_t t = l; t < K; t++)
+                v += a[r * lda + t] * b[j * ldb + t];
+            c[r * ldc + j] = beta ? c[r * ldc + j] + v : v;
+        }
+}
+
+/* DT×DT dot tiles, or smaller ones at the edges. */
+static TGT void FN(dot_kernel)(int r, int s, int64_t K, const T *a, int64_t lda, const T *b, int64_t ldb, T *c,
+                               int64_t ldc, bool beta)
+{
+#define FEP_GEMM_DOT(RR, SS)                                                                                  \
+    if (r == (RR) && s == (SS) && (RR) <= DT && (SS) <= DT) {                                                 \
+        FN(dot_tile)((RR) <= DT ? (RR) : 1, (SS) <= DT ? (SS) : 1, K, a, lda, b, ldb, c, ldc, beta);          \
+        return;                                                                                               \
+    }
+#define FEP_GEMM_DOT_ROW(RR) FEP_GEMM_DOT(RR, 1) FEP_GEMM_DOT(RR, 2) FEP_GEMM_DOT(RR, 3) FEP_GEMM_DOT(RR, 4)
+    FEP_GEMM_DOT_ROW(1)
+    FEP_GEMM_DOT_ROW(2)
+    FEP_GEMM_DOT_ROW(3)
+    FEP_GEMM_DOT_ROW(4)
+#undef FEP_GEMM_DOT_ROW
+#undef FEP_GEMM_DOT
+    abort(); /* r or s outside 1..DT: a driver bug */
+}
+
+/* C = A·Bᵀ (+ C) with A's and B's rows contiguous, as dot products: no
+ * packing, full vectors whatever M and N.  Tiles split M and N evenly; a strip
+ * of A stays in L1 while all of B (small, in practice) passes by. */
+static TGT void FN(dot_product)(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, const T *B, int64_t ldb,
+                                T *C, int64_t ldc, bool beta)
+{
+    int64_t ti = ceil_div(M, DT), tj = ceil_div(N, DT);
+    for (int64_t u = 0, i = 0; u < ti; u++) {
+        int r = (int)(M / ti + (u < M % ti));
+        for (int64_t v = 0, j = 0; v < tj; v++) {
+            int s = (int)(N / tj + (v < N % tj));
+            FN(dot_kernel)(r, s, K, A + i * lda, lda, B + j * ldb, ldb, C + i * ldc + j, ldc, beta);
+            j += s;
+        }
+        i += r;
+    }
+}
+
+/* gemm.h's contract, for products too big for the direct loop: A·Bᵀ with a
+ * long K and a side that would leave a quarter or more of the vector lanes of
+ * the register tiles idle (N = 10 classes) as dot products, the rest through
+ * the blocked path, as Cᵀ = op(B)ᵀ·op(A)ᵀ when op(B) would need a transposing
+ * pack and op(A) is the smaller operand (or needs none). */
 static TGT void FN(gemm)(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B, int64_t ldb,
                          bool tb, T *C, int64_t ldc, bool accumulate)
 {
+    int64_t narrow = M < N ? M : N; /* C's side that the blocked path would cover with vectors */
+    if (!ta && tb && narrow > 0 && 4 * narrow <= 3 * ceil_div(narrow, VL) * VL && K >= GEMM_DOT_MIN_VECTORS * VL) {
+        FN(dot_product)(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+        return;
+    }
     bool swap = tb && (ta || M < N);
     FN(Prob) pr;
     if (!swap)
@@ -671,6 +825,7 @@ static TGT void FN(gemm)(int64_t M, int64_t N, int64_t K, const T *A, int64_t ld
 #undef KC
 #undef NC
 #undef VEC_TRANSPOSE
+#undef DT
 #undef TGT
 
 #endif /* GEMM_INSTANCE */

@@ -131,31 +131,57 @@ Optimizer *optim_new(const Session *s, const TrainConfig *cfg, double clip);
 void optim_step(Optimizer *o, Session *s);
 void optim_free(Optimizer *o);
 
-/* ---- dataset.c: the Fashion-MNIST default data set ---- */
+/* ---- dataset.c: data sets and their binding to a model's nodes ---- */
+/* One column of a data set: per-sample values for one value node, or for a
+ * whole family `x[t in 0..T]`, or class indices for a categorical node. */
+typedef struct DataColumn {
+    char *node;           /* node or family it binds to; NULL = bind by shape */
+    char *source;         /* file it came from (messages) */
+    int *tensors;         /* model tensors it fills, `count` of them; NULL until bound */
+    int count;            /* a family's length, else 1 */
+    int64_t width;        /* floats per sample per tensor */
+    float *values;        /* n × count × width, or NULL for class indices */
+    int32_t *classes;     /* n × count class indices (categorical), or NULL */
+} DataColumn;
+
 typedef struct Dataset {
     int64_t n;            /* samples */
-    int64_t features;     /* values per sample (784) */
-    float *x;             /* n × features, scaled to [0, 1] */
-    int32_t *labels;      /* n class indices */
-    int n_classes;
+    DataColumn *columns;
+    int n_columns;
+    int label_column;     /* the categorical observed column scored for accuracy; -1 if none */
 } Dataset;
 
+/* A `--bind NODE=FILE`: FILE is .npy, .safetensors (the tensor named NODE,
+ * or its only tensor) or .csv (columns `x` or `x[i]`, one row per sample). */
+typedef struct DataSource {
+    const char *node;
+    const char *path;
+} DataSource;
+
 /* Loads the train or test split from $FEP_FASHION_MNIST or Debian's
- * dataset-fashion-mnist directory. */
+ * dataset-fashion-mnist directory: images (784 values in [0, 1]) and
+ * labels (class indices), both unbound until dataset_bind. */
 bool dataset_fashion_mnist(bool train, Dataset *out, char *err, size_t errlen);
+/* Loads every source, checks its shape against the node it names and
+ * binds it; all sources must have the same number of samples, and every
+ * input and observed node of the model must be covered.  Errors name the
+ * file, the tensor and both shapes. */
+bool dataset_load_sources(const Model *m, const DataSource *src, int n_src, Dataset *out, char *err, size_t errlen);
 void dataset_free(Dataset *d);
-
-/* Which model tensors receive images and labels: the input node (or, if
- * there is none, the observed node) with as many elements as an image, and
- * the categorical observed node with as many classes as the data. */
-typedef struct DataBinding {
-    int image_tensor;
-    int label_tensor;     /* -1 when the model has no categorical node */
-} DataBinding;
-
-bool dataset_bind(const Model *m, const Dataset *d, DataBinding *b, char *err, size_t errlen);
+/* Binds columns that have no node name by shape (Fashion-MNIST): images
+ * to the input node (or, if there is none, a non-categorical observed
+ * node) with as many elements, labels to the categorical observed node with
+ * as many classes (left unbound if there is none). */
+bool dataset_bind(const Model *m, Dataset *d, char *err, size_t errlen);
+/* A new data set of samples idx[0..n) of src (columns and bindings copied). */
+void dataset_take(const Dataset *src, const int64_t *idx, int64_t n, Dataset *out);
 /* Writes samples idx[0..count) into the session (count = its batch). */
-void dataset_fill(Session *s, const Dataset *d, const DataBinding *b, const int64_t *idx);
+void dataset_fill(Session *s, const Dataset *d, const int64_t *idx);
+/* Class of sample i in the label column (its index, or the argmax of a
+ * one-hot row); -1 without a label column. */
+int dataset_label(const Dataset *d, int64_t i);
+/* Classes of the label column (0 without one). */
+int64_t dataset_classes(const Dataset *d);
 
 /* ---- train.c: the training loop ---- */
 typedef struct TrainOptions {
@@ -164,7 +190,9 @@ typedef struct TrainOptions {
     const char *resume_path;
     const char *model_hash;   /* stored in checkpoints */
     int64_t limit;            /* use only the first N training samples (0 = all) */
-    int64_t val;              /* hold out N training samples as the test set */
+    int64_t val;              /* hold out N training samples for validation */
+    const DataSource *sources;/* --bind NODE=FILE (replaces Fashion-MNIST) */
+    int n_sources;
     double clip;
     bool progress;            /* redraw a progress bar (terminal) */
     bool f64;
@@ -173,13 +201,18 @@ typedef struct TrainOptions {
 /* Trains and prints per-epoch energy, accuracies and time; returns the
  * exit status (0, 1 on error, 130 when interrupted). */
 int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt, Engine engine);
-/* Evaluates on the test split: prints accuracy (where defined) and energy. */
-int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, bool f64, Engine engine);
+/* Evaluates on the test split, or all bound data with opt->sources, or
+ * only the validation samples train_run held out with opt->val: prints
+ * accuracy (where defined) and energy.  Uses f64, sources, val. */
+int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, const TrainOptions *opt,
+             Engine engine);
 /* ---- aot.c: modules built by `fepc build` ---- */
 enum { FEP_MODULE_ABI = 1 };
 /* Symbol prefixes of the compiled variants: [training f32, prediction f32,
  * training f64, prediction f64]. */
 extern const char *const aot_prefixes[4];
+/* The rule a module was built for, as one number. */
+uint64_t aot_rule_code(RuleSpec rule);
 /* Derives and plans the model's rule in training then prediction mode —
  * the order the builder and the loader both follow, so their buffer tables
  * agree. */

@@ -385,12 +385,14 @@ static void gather(const Session *s, double *v, double *g)
     for (int i = 0; i < s->program->n_relaxed; i++) {
         const Relaxed *r = &s->program->relaxed[i];
         int64_t n = session_buffer_len(s, r->value_buf);
-        if (v)
+        if (v) {   /* no arithmetic on a NULL pointer, not even + 0 (UB) */
             session_get(s, r->value_buf, v);
-        if (g)
+            v += n;
+        }
+        if (g) {
             session_get(s, r->vgrad_buf, g);
-        v += v ? n : 0;
-        g += g ? n : 0;
+            g += n;
+        }
     }
 }
 

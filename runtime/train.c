@@ -4,7 +4,14 @@
  * last partial batch, and the prediction sessions with observed nodes
  * free), all sharing the first session's parameter storage, so one
  * optimizer step updates every view.  A SIGINT stops after the current
- * batch, saves a checkpoint and returns 130. */
+ * batch, saves a checkpoint and returns 130.
+ *
+ * Data: Fashion-MNIST (train split, test split) by default, or the
+ * `--bind` sources, which have no test split.  `--val N` holds out N
+ * training samples, chosen by a shuffle seeded with the train seed: with
+ * bound data they are the evaluation set (the log's test_accuracy column);
+ * with Fashion-MNIST they are scored beside the test split (an extra
+ * val_accuracy column). */
 #include "runtime.h"
 
 #include <math.h>
@@ -32,8 +39,7 @@ typedef struct Trainer {
     TrainConfig cfg;
     const TrainOptions *opt;
     Engine engine;
-    Dataset train, test;
-    DataBinding bind;
+    Dataset train, test, val;  /* test, val: n = 0 when absent */
     Session *sessions[4];     /* [clamped full, clamped tail, free full, free tail] */
     Optimizer *optim;
     char err[512];
@@ -62,6 +68,7 @@ static void trainer_free(Trainer *t)
     optim_free(t->optim);
     dataset_free(&t->train);
     dataset_free(&t->test);
+    dataset_free(&t->val);
 }
 
 static int argmax(const double *v, int n)
@@ -75,12 +82,12 @@ static int argmax(const double *v, int n)
 
 /* Correct predictions in the batch: argmax of the categorical node's
  * prediction, read from its value (free) or value − error (clamped). */
-static int count_correct(Trainer *t, Session *s, const int64_t *idx, bool clamped)
+static int count_correct(Trainer *t, Session *s, const Dataset *d, const int64_t *idx, bool clamped)
 {
-    if (t->bind.label_tensor < 0)
+    if (d->label_column < 0)
         return 0;
-    const Tensor *y = &t->m->tensors[t->bind.label_tensor];
-    int classes = t->train.n_classes ? t->train.n_classes : t->test.n_classes;
+    const Tensor *y = &t->m->tensors[d->columns[d->label_column].tensors[0]];
+    int classes = (int)dataset_classes(d);
     int64_t n = session_buffer_len(s, y->buf);
     double *value = xmalloc(sizeof *value * (size_t)n), *error = xmalloc(sizeof *error * (size_t)n);
     session_get(s, y->buf, value);
@@ -91,16 +98,16 @@ static int count_correct(Trainer *t, Session *s, const int64_t *idx, bool clampe
         for (int64_t i = 0; i < n; i++)
             value[i] -= error[i];
     }
-    const int32_t *labels = clamped ? t->train.labels : t->test.labels;
     int correct = 0;
     for (int b = 0; b < s->st.batch; b++)
-        correct += argmax(value + (int64_t)b * classes, classes) == labels[idx[b]];
+        correct += argmax(value + (int64_t)b * classes, classes) == dataset_label(d, idx[b]);
     free(value);
     free(error);
     return correct;
 }
 
-/* Accuracy of predictions with observed nodes free, over a data set. */
+/* Accuracy of predictions with observed nodes free, over a data set (the
+ * last batch partial); NaN with t->err on failure. */
 static double accuracy(Trainer *t, const Dataset *d)
 {
     int64_t correct = 0;
@@ -114,13 +121,13 @@ static double accuracy(Trainer *t, const Dataset *d)
         }
         for (int k = 0; k < count; k++)
             idx[k] = at + k;
-        dataset_fill(s, d, &t->bind, idx);
+        dataset_fill(s, d, idx);
         if (session_relax(s, t->cfg.steps, t->cfg.step_size, NULL) < 0) {
             snprintf(t->err, sizeof t->err, "%s", s->error);
             free(idx);
             return NAN;
         }
-        correct += count_correct(t, s, idx, false);
+        correct += count_correct(t, s, d, idx, false);
         at += count;
     }
     free(idx);
@@ -164,14 +171,14 @@ static bool feedforward_correct(Trainer *t, Session *s, const int64_t *idx, int 
             snprintf(t->err, sizeof t->err, "%s", err);
             return false;
         }
-    *correct = count_correct(t, s, idx, true);
+    *correct = count_correct(t, s, &t->train, idx, true);
     return true;
 }
 
 /* One batch: bind, relax, learn.  Returns false with t->err on failure. */
 static bool train_batch(Trainer *t, Session *s, const int64_t *idx, double *energy, int *correct)
 {
-    dataset_fill(s, &t->train, &t->bind, idx);
+    dataset_fill(s, &t->train, idx);
     if (!frozen_predictions(s) && !feedforward_correct(t, s, idx, correct))
         return false;
     Optimizer *each = s->program->learn_each_step ? t->optim : NULL;
@@ -195,7 +202,7 @@ static bool train_batch(Trainer *t, Session *s, const int64_t *idx, double *ener
         return false;
     }
     if (frozen_predictions(s))
-        *correct = count_correct(t, s, idx, true);
+        *correct = count_correct(t, s, &t->train, idx, true);
     return true;
 }
 
@@ -217,12 +224,46 @@ static bool checkpoint(Trainer *t, const char *path, int epoch)
     return ok;
 }
 
+/* The log's columns: SPEC §7's five, plus val_accuracy when Fashion-MNIST
+ * has a validation split beside its test split. */
+enum { LOG_MAX_COLS = 6 };
+static int log_width(const Trainer *t) { return t->val.n && t->opt->n_sources == 0 ? 6 : 5; }
+
 /* Rewrites the whole log each epoch (atomically), so it is always a
  * complete CSV even if training is killed. */
 static bool write_log(Trainer *t, double *rows, int n_rows)
 {
-    static char *cols[] = {"epoch", "energy", "train_accuracy", "test_accuracy", "seconds"};
-    return csv_save(t->opt->log_path, cols, 5, rows, n_rows, t->err, sizeof t->err);
+    static char *cols[] = {"epoch", "energy", "train_accuracy", "test_accuracy", "seconds", "val_accuracy"};
+    return csv_save(t->opt->log_path, cols, log_width(t), rows, n_rows, t->err, sizeof t->err);
+}
+
+/* After an epoch: scores the held-out sets, prints the epoch line and
+ * fills its log row (test_accuracy: the test split, or with bound data
+ * the validation samples).  False with t->err when evaluation fails. */
+static bool end_epoch(Trainer *t, int epoch, double energy, double train_acc, double seconds, double *row)
+{
+    bool has_labels = t->train.label_column >= 0;
+    double test_acc = NAN, val_acc = NAN;
+    if (has_labels && t->test.n && isnan(test_acc = accuracy(t, &t->test)))
+        return false;
+    if (has_labels && t->val.n && isnan(val_acc = accuracy(t, &t->val)))
+        return false;
+    if (t->opt->progress)
+        fputc('\r', stderr);
+    printf("epoch %d/%d  energy %.5f", epoch, t->cfg.epochs, energy);
+    if (has_labels) {
+        printf("  train_accuracy %.4f", train_acc);
+        if (t->val.n)
+            printf("  val_accuracy %.4f", val_acc);
+        if (t->test.n)
+            printf("  test_accuracy %.4f", test_acc);
+    }
+    printf("  %.1fs\n", seconds);
+    fflush(stdout);
+    row[0] = epoch, row[1] = energy, row[2] = train_acc, row[3] = t->test.n ? test_acc : val_acc, row[4] = seconds;
+    if (log_width(t) > 5)
+        row[5] = val_acc;
+    return true;
 }
 
 /* The learning-rate multiplier at optimizer step `step` of `total`:
@@ -244,9 +285,9 @@ static int run_epochs(Trainer *t, int first_epoch)
         order[i] = i;
     Rng rng;
     rng_seed(&rng, t->cfg.seed + 0x5eed);
-    double *log_rows = xcalloc((size_t)(t->cfg.epochs + 1) * 5, sizeof(double));
+    double *log_rows = xcalloc((size_t)(t->cfg.epochs + 1) * LOG_MAX_COLS, sizeof(double));
     int n_rows = 0, rc = 0;
-    bool has_labels = t->bind.label_tensor >= 0;
+    bool has_labels = t->train.label_column >= 0;
     for (int epoch = first_epoch; epoch <= t->cfg.epochs && rc == 0; epoch++) {
         shuffle(order, n, &rng);
         double start = now(), energy_sum = 0;
@@ -257,7 +298,7 @@ static int run_epochs(Trainer *t, int first_epoch)
             int64_t per_epoch = (n + t->cfg.batch - 1) / t->cfg.batch;
             t->optim->lr_scale = lr_scale(&t->cfg, (epoch - 1) * per_epoch + at / t->cfg.batch, t->cfg.epochs * per_epoch);
             double e;
-            int c;
+            int c = 0;
             if (!s || !train_batch(t, s, order + at, &e, &c)) {
                 fprintf(stderr, "%sfepc: error: epoch %d, batch %lld: %s\n", t->opt->progress ? "\n" : "", epoch,
                         (long long)(at / t->cfg.batch), t->err);
@@ -281,21 +322,12 @@ static int run_epochs(Trainer *t, int first_epoch)
             break;
         }
         double train_acc = has_labels ? (double)correct / (double)n : NAN;
-        double test_acc = has_labels ? accuracy(t, &t->test) : NAN;
-        if (has_labels && isnan(test_acc)) {
+        double *row = log_rows + log_width(t) * n_rows++;
+        if (!end_epoch(t, epoch, energy_sum / (double)n, train_acc, seconds, row)) {
             fprintf(stderr, "fepc: error: evaluation: %s\n", t->err);
             rc = 1;
             break;
         }
-        if (t->opt->progress)
-            fputc('\r', stderr);
-        printf("epoch %d/%d  energy %.5f", epoch, t->cfg.epochs, energy_sum / (double)n);
-        if (has_labels)
-            printf("  train_accuracy %.4f  test_accuracy %.4f", train_acc, test_acc);
-        printf("  %.1fs\n", seconds);
-        fflush(stdout);
-        double *row = log_rows + 5 * n_rows++;
-        row[0] = epoch, row[1] = energy_sum / (double)n, row[2] = train_acc, row[3] = test_acc, row[4] = seconds;
         if (t->opt->log_path && !write_log(t, log_rows, n_rows)) {
             fprintf(stderr, "fepc: error: %s\n", t->err);
             rc = 1;
@@ -310,12 +342,45 @@ static int run_epochs(Trainer *t, int first_epoch)
     return rc;
 }
 
+/* Holds out opt->val samples of t->train as t->val, picked by a shuffle
+ * seeded with the train seed (the same samples for train and eval). */
+static bool split_val(Trainer *t)
+{
+    int64_t n = t->train.n, v = t->opt->val;
+    if (v <= 0)
+        return true;
+    if (v >= n) {
+        snprintf(t->err, sizeof t->err, "--val %lld leaves no training samples: the data has %lld", (long long)v,
+                 (long long)n);
+        return false;
+    }
+    int64_t *order = xmalloc(sizeof *order * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        order[i] = i;
+    Rng rng;
+    rng_seed(&rng, t->cfg.seed + 0x7a1);
+    shuffle(order, n, &rng);
+    Dataset all = t->train;
+    dataset_take(&all, order, n - v, &t->train);
+    dataset_take(&all, order + n - v, v, &t->val);
+    dataset_free(&all);
+    free(order);
+    return true;
+}
+
+/* The --bind sources (no test split), or Fashion-MNIST's test split and,
+ * when training or holding out, its train split. */
 static bool load_data(Trainer *t, bool need_train)
 {
-    if ((need_train && !dataset_fashion_mnist(true, &t->train, t->err, sizeof t->err)) ||
+    const TrainOptions *o = t->opt;
+    if (o->n_sources)
+        return dataset_load_sources(t->m, o->sources, o->n_sources, &t->train, t->err, sizeof t->err) &&
+               split_val(t);
+    if (((need_train || o->val > 0) && !dataset_fashion_mnist(true, &t->train, t->err, sizeof t->err)) ||
         !dataset_fashion_mnist(false, &t->test, t->err, sizeof t->err))
         return false;
-    return dataset_bind(t->m, &t->test, &t->bind, t->err, sizeof t->err);
+    return dataset_bind(t->m, &t->train, t->err, sizeof t->err) &&
+           dataset_bind(t->m, &t->test, t->err, sizeof t->err) && split_val(t);
 }
 
 static int resume_from(Trainer *t, const char *path)
@@ -342,9 +407,12 @@ int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt
         goto fail;
     if (opt->limit > 0 && opt->limit < t.train.n)
         t.train.n = opt->limit;
-    if (!session_for(&t, cfg->batch < t.train.n ? cfg->batch : (int)t.train.n, true))
+    /* Fewer samples than a batch: one smaller batch (set before the first
+     * session, which session_for keys on cfg.batch). */
+    if (t.train.n < t.cfg.batch)
+        t.cfg.batch = (int)t.train.n;
+    if (!session_for(&t, t.cfg.batch, true))
         goto fail;
-    t.cfg.batch = t.sessions[0]->st.batch;
     if (opt->resume_path && (first = resume_from(&t, opt->resume_path)) < 0)
         goto fail;
     t.optim = optim_new(t.sessions[0], &t.cfg, opt->clip);
@@ -361,43 +429,57 @@ fail:
     return 1;
 }
 
-int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, bool f64, Engine engine)
+/* Mean per-sample energy with the observed nodes clamped to d (the last
+ * batch partial); false with t->err on failure. */
+static bool clamped_energy(Trainer *t, const Dataset *d, double *out)
 {
-    TrainOptions opt = {.f64 = f64};
-    Trainer t = {.diag = d, .m = m, .cfg = *cfg, .opt = &opt, .engine = engine};
+    double energy = 0;
+    bool ok = true;
+    int batch = t->cfg.batch;
+    int64_t *idx = xmalloc(sizeof *idx * (size_t)batch);
+    for (int64_t at = 0; at < d->n; at += batch) {
+        int count = (int)(d->n - at < batch ? d->n - at : batch);
+        Session *s = session_for(t, count, true);
+        if (!s) {
+            ok = false;
+            break;
+        }
+        for (int k = 0; k < count; k++)
+            idx[k] = at + k;
+        dataset_fill(s, d, idx);
+        if (session_relax(s, t->cfg.steps, t->cfg.step_size, NULL) < 0) {
+            snprintf(t->err, sizeof t->err, "%s", s->error);
+            ok = false;
+            break;
+        }
+        energy += session_energy(s) * count;
+    }
+    free(idx);
+    *out = energy / (double)d->n;
+    return ok;
+}
+
+int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, const TrainOptions *opt,
+             Engine engine)
+{
+    Trainer t = {.diag = d, .m = m, .cfg = *cfg, .opt = opt, .engine = engine};
     int rc = 1;
     if (!load_data(&t, false) || !session_for(&t, cfg->batch, true))
         goto done;
     if (params_path && resume_from(&t, params_path) < 0)
         goto done;
-    /* Energy with the observed nodes clamped to the test data. */
-    double energy = 0;
-    int64_t *idx = xmalloc(sizeof *idx * (size_t)cfg->batch);
-    for (int64_t at = 0; at < t.test.n; at += cfg->batch) {
-        int count = (int)(t.test.n - at < cfg->batch ? t.test.n - at : cfg->batch);
-        Session *s = session_for(&t, count, true);
-        if (!s) {
-            free(idx);
-            goto done;
-        }
-        for (int k = 0; k < count; k++)
-            idx[k] = at + k;
-        dataset_fill(s, &t.test, &t.bind, idx);
-        if (session_relax(s, cfg->steps, cfg->step_size, NULL) < 0) {
-            snprintf(t.err, sizeof t.err, "%s", s->error);
-            free(idx);
-            goto done;
-        }
-        energy += session_energy(s) * count;
-    }
-    free(idx);
-    if (t.bind.label_tensor >= 0) {
-        double acc = accuracy(&t, &t.test);
+    /* The held-out samples, else all bound data, else the test split. */
+    const Dataset *data = t.val.n ? &t.val : opt->n_sources ? &t.train : &t.test;
+    double energy;
+    if (!clamped_energy(&t, data, &energy))
+        goto done;
+    if (data->label_column >= 0) {
+        double acc = accuracy(&t, data);
         if (isnan(acc))
             goto done;
         printf("accuracy: %.4f\n", acc);
     }
-    printf("energy: %.4f\n", energy / (double)t.test.n);
+    printf("energy: %.4f\n", energy);
     rc = 0;
 done:
     if (rc)

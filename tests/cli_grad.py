@@ -130,6 +130,20 @@ with tempfile.TemporaryDirectory() as tmp:
     check(outs[0] == outs[2] == outs[4] and outs[1] == outs[3] == outs[5],
           "results are identical for 1, 2 and 3 threads")
 
+    # An AOT module computes exactly what the JIT computes, bit for bit.
+    so = p("mlp.so")
+    r = fepc("build", model, "-o", so)
+    check(r.returncode == 0 and os.path.exists(p("mlp.h")), "fepc build writes m.so and m.h: " + r.stderr)
+    for rule_args in ((), ("--steps", "3")):
+        r1 = fepc("grad", "--module", so, "--batch", p("big.safetensors"), "--out", p("aot.safetensors"), *rule_args)
+        r2 = fepc("grad", model, "--batch", p("big.safetensors"), "--out", p("jit.safetensors"), *rule_args)
+        check(r1.returncode == 0 and r2.returncode == 0, "grad through --module and the JIT: " + r1.stderr + r2.stderr)
+        if r1.returncode == 0 and r2.returncode == 0:
+            check(open(p("aot.safetensors"), "rb").read() == open(p("jit.safetensors"), "rb").read(),
+                  "AOT and JIT outputs are bit-identical")
+    r = fepc("grad", "--module", so, "--rule", "pc", "--batch", p("big.safetensors"), "--out", p("o"))
+    check(r.returncode == 1 and "was built for rule fpa" in r.stderr, "a module refuses another rule: " + r.stderr)
+
     # An extern function from a C library, called through libffi.
     with open(p("ext.fep"), "w") as f:
         f.write('model ext\nextern softsign(x) = "%s:softsign" grad "softsign_grad"\n'

@@ -9,27 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- random DAG models ---- */
-
-typedef struct Gen {
-    Rng rng;
-    char text[16384];
-    size_t len;
-} Gen;
-
-static void emit(Gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void emit(Gen *g, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g->len += (size_t)vsnprintf(g->text + g->len, sizeof g->text - g->len, fmt, ap);
-    va_end(ap);
-}
-
-static int pick(Gen *g, int n) { return (int)(rng_next(&g->rng) % (uint64_t)n); }
-
-/* |a − b| ≤ tol · max(‖b‖∞, floor): floor keeps all-zero references (a leaf
- * node's parameter gradient) from turning roundoff into a failure. */
 static void expect_close_floor(const double *a, const double *b, int64_t n, double tol, double floor, const char *what)
 {
     double d = kit_rel_diff(a, b, n, floor);
@@ -83,53 +62,15 @@ static void bind_random_data(Kit *k, uint64_t seed)
     }
 }
 
-/* A random DAG: input x, latents h0..h{n-1} each reading one or two earlier
- * nodes through a matrix and an activation, and two observed nodes reading
- * latents — so nodes branch and have several children.  *n_latents bounds
- * the depth. */
-static void build_dag(Gen *g, uint64_t seed, bool categorical, int *n_latents)
-{
-    static const char *acts[] = {"tanh", "sigmoid", "identity", "softplus", "sin"};
-    rng_seed(&g->rng, seed);
-    g->len = 0;
-    int n = 2 + pick(g, 4);
-    int dims[8];
-    emit(g, "model random_dag\ninput x : [3]\n");
-    for (int i = 0; i < n; i++) {
-        dims[i] = 2 + pick(g, 3);
-        int parents = 1 + (i > 0 && pick(g, 2));
-        int from[2];
-        from[0] = pick(g, i + 1) - 1;   /* -1 = x */
-        from[1] = i - 1;
-        emit(g, "param b%d : [%d] = normal(0.3)\n", i, dims[i]);
-        for (int k = 0; k < parents; k++)
-            emit(g, "param W%d_%d : [%d, %d] = normal(0.6)\n", i, k, dims[i], from[k] < 0 ? 3 : dims[from[k]]);
-        emit(g, "latent h%d : [%d] ~ normal(%s(", i, dims[i], acts[pick(g, 5)]);
-        for (int k = 0; k < parents; k++) {
-            if (from[k] < 0)
-                emit(g, "%sW%d_%d @ x", k ? " + " : "", i, k);
-            else
-                emit(g, "%sW%d_%d @ h%d", k ? " + " : "", i, k, from[k]);
-        }
-        emit(g, " + b%d))\n", i);
-    }
-    /* Two observed nodes reading different latents: multi-child parents. */
-    int a = n - 1, b = pick(g, n);
-    emit(g, "param Va : [4, %d] = normal(0.6)\nparam Vb : [3, %d] = normal(0.6)\n", dims[a], dims[b]);
-    emit(g, "observed ya : [4] ~ %s(Va @ h%d)\n", categorical ? "categorical" : "normal", a);
-    emit(g, "observed yb : [3] ~ normal(Vb @ tanh(h%d))\n", b);
-    *n_latents = n;
-}
-
 static void test_fpa_equals_bp_at_unit_step(void **state)
 {
     for (uint64_t seed = 1; seed <= 24; seed++) {
-        Gen g;
+        char text[16384];
         int n;
-        build_dag(&g, seed, seed % 2 == 0, &n);
+        kit_random_dag(text, sizeof text, seed, seed % 2 == 0, &n);
         Kit fpa, bp;
-        kit_compile(&fpa, g.text);
-        kit_compile(&bp, g.text);
+        kit_compile(&fpa, text);
+        kit_compile(&bp, text);
         fpa.c.model->train.step_size = 1;
         fpa.c.model->train.steps = n + 1;
         kit_session(&fpa, RULE_FPA, 3, true);
@@ -249,12 +190,12 @@ static void test_fpa_solve_equals_iteration(void **state)
     static const double etas[] = {0.1, 0.5, 1.0, 1.3};
     static const int steps[] = {0, 1, 7, 20};
     for (uint64_t seed = 1; seed <= 12; seed++) {
-        Gen g;
+        char text[16384];
         int n;
-        build_dag(&g, seed + 200, seed % 2 == 0, &n);
+        kit_random_dag(text, sizeof text, seed + 200, seed % 2 == 0, &n);
         Kit loop, closed;
-        kit_compile(&loop, g.text);
-        kit_compile(&closed, g.text);
+        kit_compile(&loop, text);
+        kit_compile(&closed, text);
         kit_session(&loop, RULE_FPA, 2, true);
         kit_session(&closed, RULE_FPA, 2, true);
         assert_true(closed.s->program->solve_coeff_buf >= 0);
@@ -328,11 +269,11 @@ static void test_integrators(void **state)
 static void test_pc_gradients_are_energy_derivatives(void **state)
 {
     for (uint64_t seed = 1; seed <= 10; seed++) {
-        Gen g;
+        char text[16384];
         int n;
-        build_dag(&g, seed + 50, seed % 2 == 1, &n);
+        kit_random_dag(text, sizeof text, seed + 50, seed % 2 == 1, &n);
         Kit k;
-        kit_compile(&k, g.text);
+        kit_compile(&k, text);
         kit_session(&k, RULE_PC, 2, true);
         bind_random_data(&k, seed);
         assert_true(session_relax(k.s, 3, 0.1, NULL) == 3);

@@ -197,6 +197,25 @@ static void test_n_blocks(void **state)
     run_transposes((Case){3, 1030, 33, false, false, true, 2, 1});
 }
 
+/* The ways of feeding the kernels: Q packed (many strips of P, or rows > 4 KB
+ * apart) or read in place (few strips), with narrow last panels; and the
+ * dot-product path (A·Bᵀ with M or N below a vector and K ≥ 16 vectors),
+ * with K tails and uneven tiles. */
+static void test_layouts(void **state)
+{
+    (void)state;
+    static const Case cs[] = {
+        {100, 47, 30, false, false, false, 0, 1}, {100, 33, 7, false, false, true, 3, 0},
+        {150, 1, 9, false, false, false, 0, 0},   {5, 40, 20, false, false, true, 1100, 1},
+        {70, 17, 300, false, false, false, 0, 0}, {3, 64, 64, false, false, false, 2000, 0},
+        {64, 10, 300, false, true, false, 0, 0},  {3, 70, 1000, false, true, true, 1, 1},
+        {17, 5, 257, false, true, true, 2, 0},    {1, 2, 4100, false, true, false, 0, 1},
+        {15, 15, 513, false, true, false, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
+        run_transposes(cs[i]);
+}
+
 /* Random shapes, transposes, padding, alignment and accumulation. */
 static void test_random_shapes(void **state)
 {
@@ -288,7 +307,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),         cmocka_unit_test(test_exact),    cmocka_unit_test(test_empty),
         cmocka_unit_test(test_edge_sizes),    cmocka_unit_test(test_k_blocks), cmocka_unit_test(test_n_blocks),
-        cmocka_unit_test(test_random_shapes), cmocka_unit_test(test_model_shapes),
+        cmocka_unit_test(test_layouts),       cmocka_unit_test(test_random_shapes),
+        cmocka_unit_test(test_model_shapes),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     printf("# %ld products checked against the reference\n", checked);

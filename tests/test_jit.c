@@ -146,11 +146,25 @@ static void test_transcendentals_within_one_ulp(void **state)
     kit_free(&compiled);
 }
 
+static void test_random_dags_agree(void **state)
+{
+    static const RuleKind rules[] = {RULE_PC, RULE_FPA, RULE_BP, RULE_IPC};
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        char text[16384], name[32];
+        int n;
+        kit_random_dag(text, sizeof text, 500 + seed, seed % 2 == 0, &n);
+        snprintf(name, sizeof name, "random DAG %llu", (unsigned long long)seed);
+        run_pair(name, text, rules[seed % 4], true);
+        run_pair(name, text, rules[seed % 4], false);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_models_agree),
         cmocka_unit_test(test_transcendentals_within_one_ulp),
+        cmocka_unit_test(test_random_dags_agree),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -39,6 +39,12 @@ void kit_phase(Kit *k, PhaseId phase);
 /* Σ_b F_b after running the energy phase on the current values. */
 double kit_total_energy(Kit *k);
 
+/* A random DAG model as .fep text: input x, 2–5 latents each reading one
+ * or two earlier nodes through a matrix and an activation, and two
+ * observed nodes (one categorical when asked), so nodes branch and have
+ * several children.  *n_latents bounds the depth. */
+void kit_random_dag(char *text, size_t len, uint64_t seed, bool categorical, int *n_latents);
+
 /* Largest |a − b| relative to max(‖b‖∞, floor). */
 double kit_rel_diff(const double *a, const double *b, int64_t n, double floor);
 

@@ -25,6 +25,9 @@ typedef struct Options {
     const char *save_path;    /* --save */
     const char *resume_path;  /* --resume */
     const char *data;         /* --data (fashion-mnist) */
+    const char *binds[32];    /* --bind NODE=FILE, as given (repeatable) */
+    int n_binds;
+    long long val;            /* --val N: hold out N training samples */
     long long limit;          /* --limit N training samples */
     double clip;              /* --clip C: clamp gradients to ±C */
     bool learn;               /* --learn (filter: online parameter steps) */

@@ -1,5 +1,6 @@
-/* cmd_train.c — `fepc train` and `fepc eval` on Fashion-MNIST (the default
- * data set): thin over runtime/train.c. */
+/* cmd_train.c — `fepc train`, `fepc eval` and `fepc filter`: thin over
+ * runtime/train.c and filter.c.  Data is Fashion-MNIST (the default) or
+ * the `--bind NODE=FILE` sources, split here into node and path. */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -8,11 +9,40 @@
 
 static bool check_data(const Options *opt)
 {
+    if (opt->data && opt->n_binds) {
+        fprintf(stderr, "fepc: error: --data and --bind do not combine (--bind replaces the data set)\n");
+        return false;
+    }
     if (opt->data && strcmp(opt->data, "fashion-mnist")) {
-        fprintf(stderr, "fepc: error: unknown data set '%s' (this build reads --data fashion-mnist)\n", opt->data);
+        fprintf(stderr,
+                "fepc: error: unknown data set '%s' (this build reads --data fashion-mnist; bind files to nodes "
+                "with --bind NODE=FILE)\n",
+                opt->data);
         return false;
     }
     return true;
+}
+
+/* "x=data.npy" → {"x", "data.npy"}; the node names are malloc'd. */
+static DataSource *split_binds(const Options *opt)
+{
+    DataSource *src = xcalloc((size_t)opt->n_binds + 1, sizeof *src);
+    for (int i = 0; i < opt->n_binds; i++) {
+        const char *eq = strchr(opt->binds[i], '=');
+        char *node = xmalloc((size_t)(eq - opt->binds[i]) + 1);
+        memcpy(node, opt->binds[i], (size_t)(eq - opt->binds[i]));
+        node[eq - opt->binds[i]] = 0;
+        src[i].node = node;
+        src[i].path = eq + 1;
+    }
+    return src;
+}
+
+static void free_binds(DataSource *src, int n)
+{
+    for (int i = 0; i < n; i++)
+        free((char *)src[i].node);
+    free(src);
 }
 
 static char *model_hash(const char *path)
@@ -41,17 +71,22 @@ int cmd_train(const Options *opt)
         return 1;
     }
     char *hash = model_hash(opt->model_path);
+    DataSource *src = split_binds(opt);
     TrainOptions topt = {
         .log_path = opt->log_path,
         .save_path = opt->save_path,
         .resume_path = opt->resume_path,
         .model_hash = hash,
         .limit = opt->limit,
+        .val = opt->val,
+        .sources = src,
+        .n_sources = opt->n_binds,
         .clip = opt->clip,
         .progress = isatty(2),
         .f64 = opt->f64,
     };
     int rc = train_run(&cli.c.diag, cli.c.model, &cli.c.model->train, &topt, cli.engine);
+    free_binds(src, opt->n_binds);
     free(hash);
     cli_close(&cli);
     return rc;
@@ -62,9 +97,12 @@ int cmd_eval(const Options *opt)
     if (!check_data(opt))
         return 1;
     Cli cli;
+    DataSource *src = split_binds(opt);
+    TrainOptions topt = {.f64 = opt->f64, .val = opt->val, .sources = src, .n_sources = opt->n_binds};
     int rc = cli_open(&cli, opt)
-                 ? eval_run(&cli.c.diag, cli.c.model, &cli.c.model->train, opt->params_path, opt->f64, cli.engine)
+                 ? eval_run(&cli.c.diag, cli.c.model, &cli.c.model->train, opt->params_path, &topt, cli.engine)
                  : 1;
+    free_binds(src, opt->n_binds);
     cli_close(&cli);
     return rc;
 }

@@ -15,9 +15,12 @@ static const char usage[] =
     "  emit M.fep --ir|--derived   dump a compiler stage\n"
     "  grad M.fep --batch B.safetensors --out G.safetensors [--params P.safetensors]\n"
     "                              one relaxation and the parameter gradients on one batch\n"
-    "  train M.fep [--data fashion-mnist] [--save P.safetensors] [--log L.csv] [--resume P]\n"
-    "              [--limit N] [--clip C]   train, printing energy and accuracy per epoch\n"
-    "  eval M.fep --params P.safetensors    test accuracy and energy\n"
+    "  train M.fep [--data fashion-mnist | --bind NODE=FILE ...] [--val N] [--save P.safetensors]\n"
+    "              [--log L.csv] [--resume P] [--limit N] [--clip C]\n"
+    "                              train, printing energy and accuracy per epoch\n"
+    "  eval M.fep --params P.safetensors [--bind NODE=FILE ...] [--val N]\n"
+    "                              accuracy and energy on the test split, the bound data,\n"
+    "                              or (--val N) the N samples train held out\n"
     "  repl [M.fep]                interactive: load, set tensors, relax, learn, print (:help)\n"
     "  build M.fep -o m.so          native shared object and m.h (run it with --module m.so)\n"
     "  filter M.fep --data S.csv --out E.csv [--learn] [--params P]\n"
@@ -27,10 +30,15 @@ static const char usage[] =
     "  --rule R --steps N --step-size η --seed N   any train key as --key value\n"
     "  --dtype f32|f64   --engine jit|interp (compiled kernels, or the reference interpreter)\n"
     "  --threads N       batch-parallel threads (default: all cores; results do not depend on N)\n"
-    "  --module m.so     run a module built by `fepc build` instead of compiling\n";
+    "  --module m.so     run a module built by `fepc build` instead of compiling\n"
+    "  --bind NODE=FILE  data for an input or observed node (or a family x as [N, T, ...]) from\n"
+    "                    .npy, .safetensors (tensor NODE or the only one) or .csv (columns x or\n"
+    "                    x[i], one row per sample); repeatable, replaces --data\n"
+    "  --val N           hold out N training samples (seeded shuffle) and report val_accuracy\n";
 
 static const char *const valued_flags[] = {"--params", "--batch", "--out", "-o", "--engine", "--dtype", "--log", "--module",
-                                           "--save", "--resume", "--data", "--limit", "--clip", "--threads"};
+                                           "--save", "--resume", "--data", "--limit", "--clip", "--threads",
+                                           "--bind", "--val"};
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -97,6 +105,20 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
             opt->resume_path = v;
         else if (!strcmp(a, "--data"))
             opt->data = v;
+        else if (!strcmp(a, "--bind")) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1])
+                return usage_error("--bind expects NODE=FILE, got '%s'", v);
+            if (opt->n_binds == (int)(sizeof opt->binds / sizeof *opt->binds))
+                return usage_error("too many --bind options (at most 32)%s", "");
+            opt->binds[opt->n_binds++] = v;
+        } else if (!strcmp(a, "--val")) {
+            char *end;
+            long long n = strtoll(v, &end, 10);
+            if (!v[0] || *end || n < 0)
+                return usage_error("--val expects a number of samples, got '%s'", v);
+            opt->val = n;
+        }
         else if (!strcmp(a, "--threads")) {
             char *end;
             long n = strtol(v, &end, 10);
