@@ -1,6 +1,6 @@
 /* parallel.c — batch-parallel execution of any engine over a thread pool.
  *
- * A phase runs once per block of PARALLEL_BLOCK samples (the last block may
+ * A phase runs once per block of PARALLEL_BLOCK (64) samples (the last block may
  * be shorter) on a view of the storage: batched buffers are offset to the
  * block, read-only unbatched buffers are shared, and the unbatched buffers
  * the phase writes (batch-summed parameter gradients, compiled code's
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { PARALLEL_BLOCK = 16 };
+enum { PARALLEL_BLOCK = 64 };   /* large enough that each block's products reuse the weights well */
 
 typedef struct Job {
     const Program *p;

@@ -47,7 +47,7 @@ typedef struct Pool Pool;
 /* A pool of n_threads (the caller counts as one) running `inner`. */
 Pool *pool_new(Engine inner, int n_threads);
 void pool_free(Pool *pool);
-/* `inner` run block by block (16 samples) across the pool; results do not
+/* `inner` run block by block (64 samples) across the pool; results do not
  * depend on the thread count. */
 Engine engine_parallel(Pool *pool);
 
