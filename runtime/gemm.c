@@ -23,9 +23,9 @@
 #include <string.h>
 
 enum {
-    GEMM_DIRECT_MNK = 64,     /* products with at most this many multiply-adds take the direct loop */
-    GEMM_LOCAL_BYTES = 16384, /* scratch up to this size lives on the stack: no malloc for small products */
-    GEMM_INPLACE_Q_STRIPS = 8,   /* Q is read unpacked by at most this many strips of P ... */
+    GEMM_DIRECT_MNK = 64,         /* products with at most this many multiply-adds take the direct loop */
+    GEMM_LOCAL_BYTES = 16384,     /* scratch up to this size lives on the stack: no malloc for small products */
+    GEMM_INPLACE_Q_STRIPS = 8,    /* Q is read unpacked by at most this many strips of P ... */
     GEMM_INPLACE_Q_STRIDE = 4096, /* ... when its rows are at most this many bytes apart */
     GEMM_DOT_MIN_VECTORS = 16,    /* dot-product path: K at least this many vectors (the lane sums amortised) */
 };
