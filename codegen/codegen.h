@@ -27,6 +27,9 @@ void cg_emit_program(LLVMModuleRef mod, const Model *m, const Program *p, const 
 const char *cg_phase_name(PhaseId phase);
 
 /* ---- target.c ---- */
+typedef struct LLVMOpaqueError *LLVMErrorRef;
+/* Turns an LLVM error into "what: message" in err; true when there was none. */
+bool cg_take_error(LLVMErrorRef e, const char *what, char *err, size_t errlen);
 /* A TargetMachine for this CPU; NULL with a message. */
 LLVMTargetMachineRef cg_host_machine(char *err, size_t errlen);
 LLVMModuleRef cg_new_module(LLVMContextRef ctx, LLVMTargetMachineRef tm, const char *name);

@@ -37,22 +37,12 @@ struct Jit {
     int n_compiled, cap_compiled;
 };
 
-static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errlen)
-{
-    if (!e)
-        return true;
-    char *msg = LLVMGetErrorMessage(e);
-    snprintf(err, errlen, "%s: %s", what, msg);
-    LLVMDisposeErrorMessage(msg);
-    return false;
-}
-
 /* Symbols the generated code calls that live in this process. */
 static bool define_runtime_symbols(Jit *j, char *err, size_t errlen)
 {
     LLVMOrcJITDylibRef main = LLVMOrcLLJITGetMainJITDylib(j->jit);
     LLVMOrcDefinitionGeneratorRef gen;
-    if (!take_error(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->jit),
+    if (!cg_take_error(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->jit),
                                                                           NULL, NULL),
                     "process symbols", err, errlen))
         return false;
@@ -63,7 +53,7 @@ static bool define_runtime_symbols(Jit *j, char *err, size_t errlen)
         {LLVMOrcLLJITMangleAndIntern(j->jit, "fep_kernel_f64"),
          {(LLVMOrcExecutorAddress)(uintptr_t)fep_kernel_f64, {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
     };
-    return take_error(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(syms, 2)), "runtime symbols", err, errlen);
+    return cg_take_error(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(syms, 2)), "runtime symbols", err, errlen);
 }
 
 Jit *jit_new(char *err, size_t errlen)
@@ -71,13 +61,13 @@ Jit *jit_new(char *err, size_t errlen)
     Jit *j = xcalloc(1, sizeof *j);
     j->tm = cg_host_machine(err, errlen);
     LLVMOrcJITTargetMachineBuilderRef jtmb;
-    if (!j->tm || !take_error(LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb), "host detection", err, errlen)) {
+    if (!j->tm || !cg_take_error(LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb), "host detection", err, errlen)) {
         jit_free(j);
         return NULL;
     }
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
-    if (!take_error(LLVMOrcCreateLLJIT(&j->jit, builder), "creating the JIT", err, errlen) ||
+    if (!cg_take_error(LLVMOrcCreateLLJIT(&j->jit, builder), "creating the JIT", err, errlen) ||
         !define_runtime_symbols(j, err, errlen)) {
         jit_free(j);
         return NULL;
@@ -146,7 +136,7 @@ bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], 
     /* Identical programs share one copy of the code in this process. */
     if (!loaded(j, key)) {
         LLVMMemoryBufferRef obj = object_for(j, m, p, f64, prefix, err, errlen);
-        if (!obj || !take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), obj),
+        if (!obj || !cg_take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), obj),
                                 "loading code", err, errlen))
             return false;
         j->keys = xrealloc(j->keys, sizeof *j->keys * (size_t)(j->n_keys + 1));
@@ -159,7 +149,7 @@ bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], 
         char name[64];
         snprintf(name, sizeof name, "%s_%s", prefix, cg_phase_name((PhaseId)ph));
         LLVMOrcExecutorAddress addr;
-        if (!take_error(LLVMOrcLLJITLookup(j->jit, &addr, name), "linking", err, errlen))
+        if (!cg_take_error(LLVMOrcLLJITLookup(j->jit, &addr, name), "linking", err, errlen))
             return false;
         fns[ph] = (PhaseFn)(uintptr_t)addr;
     }

@@ -13,7 +13,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <stdio.h>
 
-static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errlen)
+bool cg_take_error(LLVMErrorRef e, const char *what, char *err, size_t errlen)
 {
     if (!e)
         return true;
@@ -56,7 +56,7 @@ static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err, size
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopVectorization(opts, true);
     LLVMPassBuilderOptionsSetSLPVectorization(opts, true);
-    bool ok = take_error(LLVMRunPasses(mod, "default<O3>", tm, opts), "optimisation", err, errlen);
+    bool ok = cg_take_error(LLVMRunPasses(mod, "default<O3>", tm, opts), "optimisation", err, errlen);
     LLVMDisposePassBuilderOptions(opts);
     return ok;
 }
