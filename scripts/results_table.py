@@ -30,10 +30,12 @@ except (OSError, StopIteration):
 print("# Results: `models/fmnist_mlp.fep` on Fashion-MNIST\n")
 print("Regenerate with `%s` (per-epoch logs land in `%s/`). Measured on %s, %d cores, %s.\n"
       % (command.strip(), log_dir, cpu, os.cpu_count(), time.strftime("%Y-%m-%d")))
-print("Every run uses the model's train block (Adam lr 0.001, batch 64, 20 relaxation steps of 0.5)")
-print("except where the name says otherwise: `cosine` adds `--schedule cosine` (learning rate decayed")
-print("to zero over the run), `20ep` trains 20 epochs. Test accuracy is measured with the label node")
-print("free (prediction); seconds are training time per epoch, without evaluation.\n")
+print("Every run uses the model's train block (Adam lr 0.001, batch 64, 20 relaxation steps of 0.5, 5 epochs)")
+print("except where the name or the epochs column says otherwise: `cosine` adds `--schedule cosine`")
+print("(learning rate decayed to zero over the run), `20ep` trains 20 epochs; the strict rules pc and")
+print("ipc ran shorter (they recompute every prediction at each relaxation step). Test accuracy is")
+print("measured with the label node free (prediction); seconds are training time per epoch, without")
+print("evaluation, on a shared machine (other jobs ran at the same time, so compare within a row).\n")
 print("| run | seeds | epochs | final test accuracy (each seed) | mean ± std | s/epoch |")
 print("|---|---|---|---|---|---|")
 for name, seeds in sorted(runs.items()):
