@@ -149,6 +149,22 @@ static Seeds seeds_of(Deriver *dv, int t, NodeId v, NodeId mean, NodeId prec)
     return s;
 }
 
+/* The seeds of node t under the rule.  Under a frozen rule a relaxed
+ * normal node's frozen mean *is* its feedforward value, already stored in
+ * fwd.t by the init phase: the seeds read it from there instead of
+ * recomputing the prediction (W·x …) in every later phase.  The reverse
+ * sweep still runs through the mean expression, whose VJP needs only its
+ * inputs, so s.mean is summed back to that expression's shape. */
+static Seeds node_seeds(Deriver *dv, int t, NodeId mean, NodeId prec)
+{
+    const Tensor *tensor = &dv->m->tensors[t];
+    bool stored = dv->frozen && dv->fwd_buf[t] >= 0 && tensor->dist == DIST_NORMAL;
+    Seeds s = seeds_of(dv, t, value_of(dv, t), stored ? load_buf(dv, dv->fwd_buf[t]) : mean, prec);
+    if (stored)
+        s.mean = ir_reduce_to(dv->g, s.mean, ir_node_shape(dv->g, mean), dv->g->nodes[mean].batched);
+    return s;
+}
+
 static void add_into(Graph *g, NodeId *slot, NodeId x)
 {
     *slot = *slot == NO_NODE ? x : ir_add(g, *slot, x);
@@ -300,7 +316,7 @@ static void derive_relaxation(Deriver *dv)
         if (tensor->dist == DIST_NONE)
             continue;
         NodeId mean = arg_at(dv, tensor->mean), prec = arg_at(dv, tensor->prec);
-        Seeds s = seeds_of(dv, t, value_of(dv, t), mean, prec);
+        Seeds s = node_seeds(dv, t, mean, prec);
         emit_error_and_energy(dv, t, &s, &energy);
         if (dv->readout[t])
             continue;   /* at its prediction: sends nothing upstream */
@@ -436,7 +452,7 @@ static void derive_bp(Deriver *dv)
         if (tensor->dist == DIST_NONE)
             continue;
         NodeId mean = arg_at(dv, tensor->mean), prec = arg_at(dv, tensor->prec);
-        Seeds s = seeds_of(dv, t, value_of(dv, t), mean, prec);
+        Seeds s = node_seeds(dv, t, mean, prec);
         if (dv->relaxed[t]) {
             /* Its adjoint is complete: every child came earlier in this walk. */
             NodeId adjoint = leaf[dv->fwd_buf[t]];
