@@ -76,6 +76,36 @@ static inline double update_one(const TrainConfig *c, double lr, double bias1, d
     return theta - lr * (*m / bias1) / (sqrt(*v / bias2) + c->eps);
 }
 
+/* Adam / AdamW with the optimizer decision taken outside the loop, so the
+ * loop is a straight vector update (one copy per storage type). */
+typedef struct AdamStep {
+    double lr, b1, b2, eps, bias1, bias2, clip;
+    double decay_in_grad;     /* Adam's L2 term, added to the gradient */
+    double decoupled;         /* AdamW's lr · weight decay, applied to θ */
+} AdamStep;
+
+static inline double adam_one(const AdamStep *a, double th, double g, double *m, double *v)
+{
+    g = a->clip > 0 ? (g > a->clip ? a->clip : g < -a->clip ? -a->clip : g) : g;
+    g += a->decay_in_grad * th;
+    *m = a->b1 * *m + (1 - a->b1) * g;
+    *v = a->b2 * *v + (1 - a->b2) * g * g;
+    th -= a->decoupled * th;
+    return th - a->lr * (*m / a->bias1) / (sqrt(*v / a->bias2) + a->eps);
+}
+
+static void adam_f32(const AdamStep *a, int64_t n, float *theta, const float *grad, double *m, double *v)
+{
+    for (int64_t i = 0; i < n; i++)
+        theta[i] = (float)adam_one(a, theta[i], grad[i], &m[i], &v[i]);
+}
+
+static void adam_f64(const AdamStep *a, int64_t n, double *theta, const double *grad, double *m, double *v)
+{
+    for (int64_t i = 0; i < n; i++)
+        theta[i] = adam_one(a, theta[i], grad[i], &m[i], &v[i]);
+}
+
 void optim_step(Optimizer *o, Session *s)
 {
     const TrainConfig *c = &o->cfg;
@@ -85,17 +115,22 @@ void optim_step(Optimizer *o, Session *s)
     for (int p = 0; p < o->n_params; p++) {
         int64_t n = session_buffer_len(s, o->param_buf[p]);
         double *m = o->m[p], *v = o->v[p];
+        void *theta = s->st.data[o->param_buf[p]];
+        const void *g = s->st.data[o->grad_buf[p]];
         /* In place in the session's own precision: no copies per step. */
-        if (s->st.f64) {
-            double *theta = s->st.data[o->param_buf[p]];
-            const double *g = s->st.data[o->grad_buf[p]];
+        AdamStep a = {lr, c->beta1, c->beta2, c->eps, bias1, bias2, o->clip,
+                      c->optimizer == OPT_ADAM ? c->weight_decay : 0, c->optimizer == OPT_ADAMW ? lr * c->weight_decay : 0};
+        if (c->optimizer != OPT_SGD && s->st.f64)
+            adam_f64(&a, n, theta, g, m, v);
+        else if (c->optimizer != OPT_SGD)
+            adam_f32(&a, n, theta, g, m, v);
+        else if (s->st.f64)
             for (int64_t i = 0; i < n; i++)
-                theta[i] = update_one(c, lr, bias1, bias2, o->clip, theta[i], g[i], &m[i], &v[i]);
-        } else {
-            float *theta = s->st.data[o->param_buf[p]];
-            const float *g = s->st.data[o->grad_buf[p]];
+                ((double *)theta)[i] = update_one(c, lr, bias1, bias2, o->clip, ((double *)theta)[i],
+                                                  ((const double *)g)[i], &m[i], &v[i]);
+        else
             for (int64_t i = 0; i < n; i++)
-                theta[i] = (float)update_one(c, lr, bias1, bias2, o->clip, theta[i], g[i], &m[i], &v[i]);
-        }
+                ((float *)theta)[i] = (float)update_one(c, lr, bias1, bias2, o->clip, ((float *)theta)[i],
+                                                        ((const float *)g)[i], &m[i], &v[i]);
     }
 }
