@@ -291,7 +291,7 @@ FepStatus fep_load_params(FepSession *s, const char *path)
         return fail(FEP_ERROR_ARGUMENT, "fep_load_params: NULL argument");
     TensorSet set = {0};
     bool loaded = st_load(path, &set, err, sizeof err);
-    bool bound = loaded && session_bind_params(s->s, &set, err, sizeof err);
+    bool bound = loaded && session_bind_params(s->s, &set, path, err, sizeof err);
     tensor_set_free(&set);
     if (!bound)
         return fail(loaded ? FEP_ERROR_SHAPE : FEP_ERROR_IO, "%s", err);

@@ -131,7 +131,7 @@ int filter_run(Diag *d, Model *m, const TrainConfig *cfg, const char *data_path,
     if (!s)
         goto done;
     if (params_path && (!st_load(params_path, &params, err, sizeof err) ||
-                        !session_bind_params(s, &params, err, sizeof err)))
+                        !session_bind_params(s, &params, params_path, err, sizeof err)))
         goto done;
     cols = latent_columns(m, &n_cols);
     rows = xcalloc((size_t)(csv.n_rows * n_cols) + 1, sizeof *rows);

@@ -81,11 +81,12 @@ int64_t session_buffer_len(const Session *s, int buf);   /* elements */
 bool session_get(const Session *s, int buf, double *out);
 bool session_set(Session *s, int buf, const double *in);
 
-/* Binds named tensors: params/consts by tensor name, value nodes by name
- * (class indices or one-hot for categorical nodes; a family `x` as
- * [B, T, ...] or its elements `x[3]`).  With `require_all`, every entry
- * must match something in the model. */
-bool session_bind_params(Session *s, const TensorSet *set, char *err, size_t errlen);
+/* Binds a params file's tensors to the params/consts of the same name;
+ * every tensor must match one, with its declared shape.  SOURCE (the file
+ * name) starts each error message. */
+bool session_bind_params(Session *s, const TensorSet *set, const char *source, char *err, size_t errlen);
+/* Binds value nodes by name (class indices or one-hot for categorical
+ * nodes; a family `x` as [B, T, ...] or its elements `x[3]`). */
 bool session_bind_batch(Session *s, const TensorSet *set, char *err, size_t errlen);
 /* Batch size a batch file implies (its leading dimension); -1 if none. */
 int batch_size_of(const TensorSet *set);

@@ -203,7 +203,7 @@ static const char *shape_of_host(const HostTensor *t, char *buf, size_t len)
     return host_tensor_shape_str(t, buf, len);
 }
 
-static bool bind_param(Session *s, int t, const HostTensor *h, char *err, size_t errlen)
+static bool bind_param(Session *s, int t, const HostTensor *h, const char *source, char *err, size_t errlen)
 {
     const Tensor *tensor = &s->model->tensors[t];
     const Shape *shape = ir_shape(&s->model->g, tensor->shape);
@@ -212,7 +212,7 @@ static bool bind_param(Session *s, int t, const HostTensor *h, char *err, size_t
         ok = h->dims[i] == shape->dims[i];
     if (!ok) {
         char a[64], b[64];
-        snprintf(err, errlen, "tensor '%s' has shape %s but the model declares %s", tensor->name,
+        snprintf(err, errlen, "%s: tensor '%s' has shape %s but the model declares %s", source, tensor->name,
                  shape_of_host(h, a, sizeof a), ir_shape_str(shape, b, sizeof b));
         return false;
     }
@@ -224,17 +224,17 @@ static bool bind_param(Session *s, int t, const HostTensor *h, char *err, size_t
     return ok;
 }
 
-bool session_bind_params(Session *s, const TensorSet *set, char *err, size_t errlen)
+bool session_bind_params(Session *s, const TensorSet *set, const char *source, char *err, size_t errlen)
 {
     for (int i = 0; i < set->n_tensors; i++) {
         const HostTensor *h = &set->tensors[i];
         int t = ir_model_find_tensor(s->model, h->name);
         if (t < 0 || (s->model->tensors[t].role != ROLE_PARAM && s->model->tensors[t].role != ROLE_CONST)) {
-            snprintf(err, errlen, "params file has tensor '%s', which is not a param or const of model '%s'",
-                     h->name, s->model->name);
+            snprintf(err, errlen, "%s: tensor '%s' is not a param or const of model '%s'",
+                     source, h->name, s->model->name);
             return false;
         }
-        if (!bind_param(s, t, h, err, errlen))
+        if (!bind_param(s, t, h, source, err, errlen))
             return false;
     }
     return true;

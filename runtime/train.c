@@ -387,7 +387,7 @@ static int resume_from(Trainer *t, const char *path)
 {
     TensorSet set = {0};
     int epoch = 1;
-    if (!st_load(path, &set, t->err, sizeof t->err) || !session_bind_params(t->sessions[0], &set, t->err, sizeof t->err))
+    if (!st_load(path, &set, t->err, sizeof t->err) || !session_bind_params(t->sessions[0], &set, path, t->err, sizeof t->err))
         epoch = -1;
     const char *done = epoch > 0 ? tensor_set_meta_get(&set, "epoch") : NULL;
     if (done)

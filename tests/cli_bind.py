@@ -32,6 +32,7 @@ import tempfile
 
 import numpy as np
 
+WRAPPER = os.environ.get("FEPC_WRAPPER", "").split()    # e.g. valgrind (the valgrind label)
 FEPC, SRC = sys.argv[1], sys.argv[2]
 failures = 0
 
@@ -123,7 +124,10 @@ def read_log(path):
 
 
 def fepc(*args):
-    return subprocess.run([FEPC, *args], capture_output=True, text=True)
+    r = subprocess.run([*WRAPPER, FEPC, *args], capture_output=True, text=True)
+    if r.returncode not in (0, 1):    # a crash, or a memcheck report (exit 99 under the valgrind label)
+        print("fepc %s exited %d:\n%s" % (" ".join(args), r.returncode, r.stderr[-3000:]))
+    return r
 
 
 def binds(**files):

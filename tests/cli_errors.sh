@@ -7,6 +7,7 @@
 # no crash (a status >= 128 is a signal).  Then: every models/*.fep passes
 # `fepc check`; a missing model file, an unknown command or option, and
 # `fepc grad` with a missing batch file fail with the documented status.
+# FEPC_WRAPPER, when set, prefixes every fepc run (the valgrind label uses it).
 set -u
 FEPC=$1
 SRC=$2
@@ -26,7 +27,7 @@ run() {
     want=$1
     shift
     checks=$((checks + 1))
-    "$FEPC" "$@" >"$T/out" 2>"$T/err"
+    ${FEPC_WRAPPER:-} "$FEPC" "$@" >"$T/out" 2>"$T/err"
     got=$?
     if [ "$got" -ge 128 ]; then
         fail "fepc $* crashed (status $got):"

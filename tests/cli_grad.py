@@ -19,6 +19,7 @@ import tempfile
 
 import numpy as np
 
+WRAPPER = os.environ.get("FEPC_WRAPPER", "").split()    # e.g. valgrind (the valgrind label)
 FEPC, SRC, SOFTSIGN = sys.argv[1], sys.argv[2], sys.argv[3]
 DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
 failures = 0
@@ -59,7 +60,7 @@ def read_st(path):
 
 
 def fepc(*args):
-    return subprocess.run([FEPC, *args], capture_output=True, text=True)
+    return subprocess.run([*WRAPPER, FEPC, *args], capture_output=True, text=True)
 
 
 model = os.path.join(SRC, "models", "fmnist_mlp.fep")

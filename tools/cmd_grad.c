@@ -99,7 +99,7 @@ int cmd_grad(const Options *opt)
         goto done;
     }
     if (opt->params_path && (!st_load(opt->params_path, &params, err, sizeof err) ||
-                             !session_bind_params(s, &params, err, sizeof err))) {
+                             !session_bind_params(s, &params, opt->params_path, err, sizeof err))) {
         fail(err);
         goto done;
     }

@@ -206,7 +206,7 @@ bool repl_cmd_restore(Repl *r, Args *a)
     }
     char *path = args_dup(a->l, s, e), err[512];
     TensorSet set = {0};
-    if (!st_load(path, &set, err, sizeof err) || !session_bind_params(r->s, &set, err, sizeof err))
+    if (!st_load(path, &set, err, sizeof err) || !session_bind_params(r->s, &set, path, err, sizeof err))
         fprintf(stderr, "error: %s\n", err);
     else
         printf("restored %d tensors from %s\n", set.n_tensors, path);
