@@ -24,6 +24,7 @@ import tempfile
 
 import numpy as np
 
+WRAPPER = os.environ.get("FEPC_WRAPPER", "").split()    # e.g. valgrind (the valgrind label)
 FEPC, SRC = sys.argv[1], sys.argv[2]
 ENGINE = sys.argv[3] if len(sys.argv) > 3 else "jit"
 MODEL = os.path.join(SRC, "models", "kalman.fep")
@@ -89,7 +90,7 @@ def read_csv(path):
 
 def fepc_filter(tmp, csv, *extra):
     out = os.path.join(tmp, "est.csv")
-    r = subprocess.run([FEPC, "filter", MODEL, "--data", csv, "--out", out, "--engine", ENGINE, *extra],
+    r = subprocess.run([*WRAPPER, FEPC, "filter", MODEL, "--data", csv, "--out", out, "--engine", ENGINE, *extra],
                        capture_output=True, text=True)
     check(r.returncode == 0, "fepc filter %s exits 0 %s" % (" ".join(extra), r.stderr.strip()))
     header, rows = read_csv(out) if r.returncode == 0 else (None, np.zeros((T, 3)))
