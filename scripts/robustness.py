@@ -155,7 +155,7 @@ if DOC:
         total = [sum(v[i] for v in per.values()) for i in range(3)]
         out += ["", "## Fuzzing", "",
                 "Summed from `docs/fuzz-ledger.tsv` (runs of `FUZZ_LEDGER=docs/fuzz-ledger.tsv scripts/fuzz S`;",
-                "CI's 20-second smoke runs are not recorded).  Crashes found are fixed and kept as",
+                "CI's 60-second runs on throwaway machines are not recorded).  Crashes found are fixed and kept as",
                 "regression inputs under `tests/fuzz/regressions/`, replayed by `fuzz_regressions`.", "",
                 "| target | seconds | executions | crashes |", "|---|---|---|---|"]
         for target in sorted(per):
