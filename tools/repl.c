@@ -549,7 +549,17 @@ static char *history_path(void)
     return p;
 }
 
-static void repl_free(Repl *r)
+bool repl_init(Repl *r, const Options *opt)
+{
+    memset(r, 0, sizeof *r);
+    r->opt = opt;
+    r->batch = 1;
+    r->next_uid = UINT64_C(1) << 62;
+    diag_init(&r->diag, &r->arena, stderr);
+    return cli_engine(opt, &r->timed.inner, &r->jit);
+}
+
+void repl_free(Repl *r)
 {
     session_free(r->s);
     optim_free(r->optim);
@@ -570,12 +580,7 @@ static void repl_free(Repl *r)
 int cmd_repl(const Options *opt)
 {
     Repl r;
-    memset(&r, 0, sizeof r);
-    r.opt = opt;
-    r.batch = 1;
-    r.next_uid = UINT64_C(1) << 62;
-    diag_init(&r.diag, &r.arena, stderr);
-    if (!cli_engine(opt, &r.timed.inner, &r.jit))
+    if (!repl_init(&r, opt))
         return 1;
     repl_install_sigint();
     bool interactive = isatty(STDIN_FILENO);

@@ -85,6 +85,12 @@ typedef struct Line {
     Diag *diag;
 } Line;
 
+/* A fresh REPL state with no model, on the engine opt names (false, with
+ * the reason on stderr, when that engine cannot start); repl_free releases
+ * it, whatever it went on to hold. */
+bool repl_init(Repl *r, const Options *opt);
+void repl_free(Repl *r);
+
 /* The Diag that typed lines go to: the model's, else the prompt's own. */
 Diag *repl_diag(Repl *r);
 /* Reports an error at text[start, end) of the typed line. */

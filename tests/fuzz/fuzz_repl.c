@@ -4,7 +4,7 @@
  * with ':' (after blanks) is run, in order, first on a REPL state with no
  * model, then on a fresh one holding a small model (FUZZ_MODEL, compiled
  * with the interpreter engine, so no JIT), until a line asks to quit.  Both
- * states are made as cmd_repl makes its own and freed as repl_free does.
+ * states are made by repl_init and freed by repl_free, as cmd_repl does.
  *
  * Not run: the commands that name files (:load, :save, :clamp, :restore),
  * which would read or write arbitrary paths, and a :relax longer than
@@ -57,38 +57,6 @@ static const char *fuzz_model_file(void)
     return fuzz_model_path;
 }
 
-/* As cmd_repl sets up its state (tools/repl.c), with the interpreter engine. */
-static void fuzz_repl_init(Repl *r, const Options *opt)
-{
-    memset(r, 0, sizeof *r);
-    r->opt = opt;
-    r->batch = 1;
-    r->next_uid = UINT64_C(1) << 62;
-    diag_init(&r->diag, &r->arena, stderr);
-    if (!cli_engine(opt, &r->timed.inner, &r->jit))
-        abort();
-}
-
-/* As repl_free (static in tools/repl.c). */
-static void fuzz_repl_free(Repl *r)
-{
-    session_free(r->s);
-    optim_free(r->optim);
-    if (r->c)
-        compiler_free(r->c);
-    free(r->c);
-    jit_free(r->jit);
-    for (int i = 0; i < r->n_settings; i++) {
-        free(r->settings[i].key);
-        free(r->settings[i].value);
-    }
-    free(r->settings);
-    free(r->source);
-    free(r->source_name);
-    arena_free(&r->arena);
-}
-
-/* Whether to hand `text` (a command line) to repl_command on state r. */
 static bool fuzz_repl_runnable(const Repl *r, const char *text)
 {
     static const char *const file_commands[] = {":load", ":save", ":clamp", ":restore"};
@@ -144,15 +112,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n) {
         Options opt = {.command = "repl", .engine = "interp"};
         Repl r;
-        fuzz_repl_init(&r, &opt);
+        if (!repl_init(&r, &opt))
+            abort();
         fuzz_repl_lines(&r, lines, n);
-        fuzz_repl_free(&r);
+        repl_free(&r);
 
-        fuzz_repl_init(&r, &opt);
+        if (!repl_init(&r, &opt))
+            abort();
         if (!repl_load(&r, fuzz_model_file()))
             abort();   /* FUZZ_MODEL must compile */
         fuzz_repl_lines(&r, lines, n);
-        fuzz_repl_free(&r);
+        repl_free(&r);
     }
     free(copy);
     return 0;
