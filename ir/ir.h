@@ -134,6 +134,7 @@ typedef struct Tensor {
     bool prec_log_term;   /* precision depends on params or value nodes */
     const char *family;   /* "h" for h[3]; NULL otherwise */
     int family_index;
+    bool rule_made;       /* added by a relaxation (back.W, psi.h), not declared */
 } Tensor;
 
 typedef struct Extern {
@@ -147,6 +148,7 @@ typedef struct Extern {
 
 typedef enum RuleKind { RULE_PC, RULE_FPA, RULE_IPC, RULE_BP, RULE_AR } RuleKind;
 typedef enum BackwardMode { BACKWARD_TRANSPOSE, BACKWARD_LEARNED, BACKWARD_RANDOM } BackwardMode;
+typedef enum ErrorWeights { ERROR_WEIGHTS_IDENTITY, ERROR_WEIGHTS_LEARNED, ERROR_WEIGHTS_RANDOM } ErrorWeights;
 typedef enum OptimizerKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptimizerKind;
 typedef enum IntegratorKind { INTEGRATOR_EULER, INTEGRATOR_HEUN } IntegratorKind;
 typedef enum ScheduleKind { SCHEDULE_CONSTANT, SCHEDULE_COSINE } ScheduleKind;
@@ -155,7 +157,7 @@ typedef struct RuleSpec {
     RuleKind kind;
     BackwardMode backward;
     bool no_derivative;       /* derivative = none */
-    bool learned_error_weights;
+    ErrorWeights error_weights;
 } RuleSpec;
 
 typedef struct TrainConfig {
@@ -240,6 +242,7 @@ struct Program {
     struct Plan *plan;    /* storage plan for compiled execution (pass_plan), once made */
     int solve_coeff_buf;  /* PHASE_SOLVE's coefficient buffer (c_k = P[Bin(n, η) ≥ k]), or -1 */
     int solve_depth;      /* number of coefficients (longest relaxed path) */
+    bool solve_transient; /* ar: depth more coefficients follow, P[Bin(n, η) = k] for k = 0.. */
 };
 
 /* ---- graph.c ---- */
@@ -323,12 +326,20 @@ NodeId ir_div(Graph *g, NodeId a, NodeId b);
 NodeId ir_neg(Graph *g, NodeId a);
 
 /* ---- vjp.c ---- */
+/* How a sweep departs from the exact chain rule (the rule relaxations of
+ * SPEC §4).  NULL = exact. */
+typedef struct VjpRules {
+    bool no_derivative;   /* derivative = none: elementwise f' factors dropped */
+    const int *feedback;  /* buffer → the buffer that replaces it in the message a matrix
+                           * product sends to its other operand (backward = learned |
+                           * random), or -1; NULL = none */
+    int n_feedback;
+} VjpRules;
 /* Reverse-mode sweep over the DAG rooted at `root` with cotangent `seed`
  * (same shape/batching as root).  Cotangents reaching LOAD leaves are added
  * into leaf_ct[buffer] (NO_NODE = none yet); an unbatched leaf receives the
- * batch sum.  `no_derivative` drops elementwise derivative factors (the
- * derivative = none relaxation). */
-void ir_vjp(Graph *g, NodeId root, NodeId seed, NodeId *leaf_ct, int n_buffers, bool no_derivative);
+ * batch sum. */
+void ir_vjp(Graph *g, NodeId root, NodeId seed, NodeId *leaf_ct, int n_buffers, const VjpRules *rules);
 /* Cotangent of the op's inputs for one node: the vjp column of ops.def. */
 typedef void (*VjpFn)(Graph *g, NodeId node, NodeId ct, NodeId in_ct[2], bool no_derivative);
 
@@ -367,6 +378,20 @@ const char *ir_role_name(Role r);
 const char *ir_dist_name(DistKind d);
 const char *ir_rule_name(RuleKind r);
 void ir_default_train(TrainConfig *t);
+
+/* ---- rule_params.c ---- */
+/* Adds the parameters a rule's relaxations need, once each: back.W (the
+ * feedback matrix that replaces W in the messages of every `W @ v` on a
+ * value node) for backward = learned | random, psi.v (error weights,
+ * ε = ψ v − mean, for every rank-1 normal value node that is not an input)
+ * for error_weights = learned | random.  Both start as normal(0.05).
+ * False after a diagnostic (error weights on a node that is not a vector). */
+bool ir_add_rule_params(Diag *d, Model *m, RuleSpec rule);
+/* Tensors the model declares: rule-made params follow them, so a clamp set
+ * (which never clamps a param) needs only this many entries. */
+int ir_declared_tensors(const Model *m);
+/* The rule-made parameter of `kind` ("back" or "psi") serving tensor t, or -1. */
+int ir_rule_param(const Model *m, const char *kind, int t);
 
 /* ---- interp.c: the reference executor ---- */
 /* Buffer storage an executor runs against: data[b] holds buffer b as

@@ -402,7 +402,7 @@ Model *ir_lower(Diag *d, Arena *arena, const AstModel *ast, const char *path)
     LowerScope *scope = arena_alloc(arena, sizeof *scope);
     *scope = (LowerScope){lw.lets, lw.n_lets, lw.families, lw.n_families, lw.n_literals};
     m->scope = scope;
-    return m;
+    return ir_add_rule_params(d, m, m->train.rule) ? m : NULL;
 }
 
 NodeId ir_lower_expr(Diag *d, Model *m, const AstExpr *e)

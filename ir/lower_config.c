@@ -419,7 +419,7 @@ static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
             return;
         static const char *const backward[] = {"transpose", "learned", "random"};
         static const char *const deriv[] = {"exact", "none"};
-        static const char *const ew[] = {"identity", "learned"};
+        static const char *const ew[] = {"identity", "learned", "random"};
         int x;
         if (o[0].value) {
             if (!choice(lw, o[0].value, "backward mode", arg_of(lw, "backward", v), backward, 3, &x))
@@ -432,9 +432,9 @@ static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
             r.no_derivative = x == 1;
         }
         if (o[2].value) {
-            if (!choice(lw, o[2].value, "error_weights mode", arg_of(lw, "error_weights", v), ew, 2, &x))
+            if (!choice(lw, o[2].value, "error_weights mode", arg_of(lw, "error_weights", v), ew, 3, &x))
                 return;
-            r.learned_error_weights = x == 1;
+            r.error_weights = (ErrorWeights)x;
         }
     }
     t->rule = r;
@@ -506,8 +506,12 @@ bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, c
     long n;
     double x;
     int idx;
-    if (!strcmp(key, "rule"))
+    if (!strcmp(key, "rule")) {
         train_rule(&lw, v, t);
+        /* While lowering, ir_lower adds them once every mean is defined. */
+        if (m->scope && d->n_errors == before)
+            ir_add_rule_params(d, m, t->rule);
+    }
     else if (!strcmp(key, "optimizer"))
         train_optimizer(&lw, v, t);
     else if (!strcmp(key, "steps")) {

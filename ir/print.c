@@ -316,6 +316,17 @@ void ir_print_explain(FILE *out, const Program *p)
     fprintf(out, "model %s — rule %s: %s\n", m->name, ir_rule_name(p->rule.kind), rule_titles[p->rule.kind]);
     if (p->rule.no_derivative)
         fprintf(out, "relaxation: derivative = none (f' dropped from the value dynamics)\n");
+    if (p->rule.backward != BACKWARD_TRANSPOSE)
+        fprintf(out, "relaxation: backward = %s (messages to value nodes go through back.W instead of W%s)\n",
+                p->rule.backward == BACKWARD_LEARNED ? "learned" : "random",
+                p->rule.backward == BACKWARD_LEARNED ? "; back.W takes W's update" : "; back.W is fixed");
+    if (p->rule.error_weights != ERROR_WEIGHTS_IDENTITY)
+        fprintf(out, "relaxation: error_weights = %s (ε_v = ψ_v v − mean, ψ_v = psi.v%s)\n",
+                p->rule.error_weights == ERROR_WEIGHTS_LEARNED ? "learned" : "random",
+                p->rule.error_weights == ERROR_WEIGHTS_LEARNED ? ", learned by −∂F/∂ψ = −ε vᵀ" : ", fixed");
+    if (p->rule.kind == RULE_AR)
+        fprintf(out, "activities: each relaxed value starts at its feedforward value and relaxes to its adjoint "
+                     "∂L/∂v; its error is −v\n");
     fprintf(out, "\nclamped: ");
     bool any = false;
     for (int t = 0; t < m->n_tensors; t++)
@@ -383,6 +394,10 @@ void ir_print_summary(FILE *out, const Model *m)
             }
             fputc(')', out);
         }
+        if (tensor->rule_made)
+            fprintf(out, " (added by the rule: %s)",
+                    !strncmp(tensor->name, "back.", 5) ? "feedback matrix replacing the transpose in messages"
+                                                       : "error weights, error = psi v - mean");
         fputc('\n', out);
     }
     fprintf(out, "feedforward order:");

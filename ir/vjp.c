@@ -296,8 +296,41 @@ static void accumulate(Graph *g, NodeId *slot, NodeId ct)
     *slot = *slot == NO_NODE ? ct : ir_add(g, *slot, ct);
 }
 
-void ir_vjp(Graph *g, NodeId root, NodeId seed, NodeId *leaf_ct, int n_buffers, bool no_derivative)
+/* The load a feedback map replaces x with, or NO_NODE. */
+static NodeId feedback_of(Graph *g, NodeId x, const VjpRules *rules)
 {
+    const Node *n = N(g, x);
+    if (!rules || !rules->feedback || n->op != OP_LOAD)
+        return NO_NODE;
+    int buf = g->attrs[n->attr].ints[0];
+    if (buf >= rules->n_feedback || rules->feedback[buf] < 0)
+        return NO_NODE;
+    return ir_load(g, rules->feedback[buf], n->shape, n->batched);
+}
+
+/* A matrix product's cotangents with feedback: the message to each
+ * operand is computed as if its partner were the feedback matrix. */
+static void vjp_matmul_feedback(Graph *g, NodeId id, NodeId ct, NodeId d[2], const VjpRules *rules)
+{
+    for (int side = 0; side < 2; side++) {
+        NodeId fb = feedback_of(g, N(g, id)->in[side], rules);
+        if (fb == NO_NODE)
+            continue;
+        NodeId in[2] = {N(g, id)->in[0], N(g, id)->in[1]};
+        in[side] = fb;
+        BuildError err;
+        NodeId twin = ir_matmul(g, in[0], in[1], ir_node_attr(g, id)->ints[0], &err);
+        if (twin == NO_NODE)
+            fep_die("feedback vjp: %s", err.message);
+        NodeId dt[2] = {NO_NODE, NO_NODE};
+        vjp_matmul(g, twin, ct, dt, rules->no_derivative);
+        d[1 - side] = dt[1 - side];
+    }
+}
+
+void ir_vjp(Graph *g, NodeId root, NodeId seed, NodeId *leaf_ct, int n_buffers, const VjpRules *rules)
+{
+    bool no_derivative = rules && rules->no_derivative;
     /* Inputs always have smaller ids than their users, so walking ids from
      * the root downwards visits every node after all of its users. */
     int n = root + 1;
@@ -317,7 +350,9 @@ void ir_vjp(Graph *g, NodeId root, NodeId seed, NodeId *leaf_ct, int n_buffers, 
         }
         NodeId d[2] = {NO_NODE, NO_NODE};
         vjp_rules[node->op](g, id, ct[id], d, no_derivative);
-        node = &g->nodes[id];   /* the rule may have grown (moved) the node array */
+        if (node->op == OP_MATMUL)
+            vjp_matmul_feedback(g, id, ct[id], d, rules);
+        node = &g->nodes[id];   /* the rules may have grown (moved) the node array */
         for (int i = 0; i < node->n_in; i++)
             if (d[i] != NO_NODE)
                 accumulate(g, &ct[node->in[i]], d[i]);

@@ -15,6 +15,13 @@
  *     feedforward values (fwd.*), which makes the relaxation linear in the
  *     errors; bp visits nodes in reverse topological order and seeds each
  *     latent's prediction with its finished adjoint, one exact sweep.
+ *   - ar (activation relaxation) relaxes activities instead of errors:
+ *     each relaxed node's value converges to its adjoint ∂L/∂v through the
+ *     same frozen Jacobians, starting from its feedforward value.
+ * Relaxations change the sweep, not the structure: derivative = none drops
+ * f' from the messages to value nodes, backward = learned | random sends
+ * them through back.W instead of W (VjpRules), error_weights = learned |
+ * random makes a node's error ψ v − mean (rule_params.c adds the params).
  * A free observed leaf is a readout: it sits at its prediction, which is
  * the exact minimiser of its own term, so it sends nothing upstream. */
 #include "passes.h"
@@ -35,6 +42,9 @@ typedef struct Deriver {
     bool *readout;        /* tensor → free observed leaf */
     bool *has_children;
     NodeId *error_node;   /* tensor → its precision-weighted error node */
+    int *psi;             /* tensor → its error-weights param (psi.v) in this rule, or -1 */
+    VjpRules value_rules; /* messages to value nodes: the rule's relaxations */
+    VjpRules param_rules; /* parameter gradients: feedback kept, f' exact */
     int n_leaf;           /* buffers that expressions can read (maps are this long) */
 } Deriver;
 
@@ -155,11 +165,22 @@ static Seeds seeds_of(Deriver *dv, int t, NodeId v, NodeId mean, NodeId prec)
  * recomputing the prediction (W·x …) in every later phase.  The reverse
  * sweep still runs through the mean expression, whose VJP needs only its
  * inputs, so s.mean is summed back to that expression's shape. */
+/* The value a node's error compares with its mean: ψ v under error
+ * weights, else v.  A readout sits at its prediction, without ψ. */
+static NodeId weighted_value(Deriver *dv, int t)
+{
+    NodeId v = value_of(dv, t);
+    if (dv->psi[t] < 0 || dv->readout[t])
+        return v;
+    BuildError err;
+    return ir_matmul(dv->g, value_of(dv, dv->psi[t]), v, 0, &err);
+}
+
 static Seeds node_seeds(Deriver *dv, int t, NodeId mean, NodeId prec)
 {
     const Tensor *tensor = &dv->m->tensors[t];
     bool stored = dv->frozen && dv->fwd_buf[t] >= 0 && tensor->dist == DIST_NORMAL;
-    Seeds s = seeds_of(dv, t, value_of(dv, t), stored ? load_buf(dv, dv->fwd_buf[t]) : mean, prec);
+    Seeds s = seeds_of(dv, t, weighted_value(dv, t), stored ? load_buf(dv, dv->fwd_buf[t]) : mean, prec);
     if (stored)
         s.mean = ir_reduce_to(dv->g, s.mean, ir_node_shape(dv->g, mean), dv->g->nodes[mean].batched);
     return s;
@@ -253,12 +274,44 @@ static void derive_advance(Deriver *dv)
 }
 
 /* Sends one node's argument seeds through its argument expressions. */
-static void sweep_args(Deriver *dv, int t, const Seeds *s, NodeId mean, NodeId prec, NodeId *leaf, bool nd)
+static void sweep_args(Deriver *dv, const Seeds *s, NodeId mean, NodeId prec, NodeId *leaf, const VjpRules *rules)
 {
     if (s->mean != NO_NODE)
-        ir_vjp(dv->g, mean, s->mean, leaf, dv->n_leaf, nd);
+        ir_vjp(dv->g, mean, s->mean, leaf, dv->n_leaf, rules);
     if (s->prec != NO_NODE)
-        ir_vjp(dv->g, prec, s->prec, leaf, dv->n_leaf, nd);
+        ir_vjp(dv->g, prec, s->prec, leaf, dv->n_leaf, rules);
+}
+
+/* Value messages and parameter gradients come from one sweep unless
+ * derivative = none makes them differ. */
+static NodeId *param_leaf_for(Deriver *dv, NodeId *leaf)
+{
+    return dv->value_rules.no_derivative ? new_leaf_map(dv) : leaf;
+}
+
+static void sweep_both(Deriver *dv, const Seeds *s, NodeId mean, NodeId prec, NodeId *leaf, NodeId *param_leaf)
+{
+    sweep_args(dv, s, mean, prec, leaf, &dv->value_rules);
+    if (param_leaf != leaf)
+        sweep_args(dv, s, mean, prec, param_leaf, &dv->param_rules);
+}
+
+/* Where a param's gradient accumulates: its own buffer, or for a learned
+ * feedback matrix back.W the buffer of W (thesis §3.5: θ̃ takes the
+ * transpose of θ's update; back.W is stored in W's shape, so the same
+ * one).  -1: the rule does not learn it (random feedback or error
+ * weights, or a relaxation this rule does not use). */
+static int grad_source(Deriver *dv, int t)
+{
+    const Tensor *tensor = &dv->m->tensors[t];
+    if (!tensor->rule_made)
+        return tensor->buf;
+    RuleSpec r = dv->p->rule;
+    if (!strncmp(tensor->name, "back.", 5) && r.backward == BACKWARD_LEARNED)
+        return dv->m->tensors[ir_model_find_tensor(dv->m, tensor->name + 5)].buf;
+    if (!strncmp(tensor->name, "psi.", 4) && r.error_weights == ERROR_WEIGHTS_LEARNED)
+        return tensor->buf;
+    return -1;
 }
 
 static void emit_param_grads(Deriver *dv, const NodeId *leaf)
@@ -266,13 +319,14 @@ static void emit_param_grads(Deriver *dv, const NodeId *leaf)
     Model *m = dv->m;
     for (int t = 0; t < m->n_tensors; t++) {
         const Tensor *tensor = &m->tensors[t];
-        if (tensor->role != ROLE_PARAM)
+        int source = tensor->role == ROLE_PARAM ? grad_source(dv, t) : -1;
+        if (source < 0)
             continue;
         const Shape *shape = tensor_shape(dv, t);
         int grad = ir_model_buffer(m, BUF_GRAD, arena_printf(m->arena, "grad.%s", tensor->name),
                                    tensor->shape, false, t);
-        NodeId value = leaf[tensor->buf] == NO_NODE ? ir_fill(dv->g, 0, shape, false)
-                                                    : ir_reduce_to(dv->g, leaf[tensor->buf], shape, false);
+        NodeId value = leaf[source] == NO_NODE ? ir_fill(dv->g, 0, shape, false)
+                                               : ir_reduce_to(dv->g, leaf[source], shape, false);
         assign(dv->p, PHASE_PARAM_GRAD, m->arena, grad, value);
     }
 }
@@ -286,7 +340,22 @@ static void emit_error_and_energy(Deriver *dv, int t, const Seeds *s, NodeId *en
     NodeId e = ir_broadcast(dv->g, s->error, tensor_shape(dv, t), true);
     dv->error_node[t] = e;
     assign(dv->p, PHASE_ERRORS, m->arena, err, e);
-    add_into(dv->g, energy, s->energy);
+    if (s->energy != NO_NODE)
+        add_into(dv->g, energy, s->energy);
+}
+
+/* ∂E/∂v from ∂E/∂(ψ v) = own: ψᵀ own, with ∂E/∂ψ added to the
+ * parameter gradients when the rule learns ψ. */
+static NodeId through_error_weights(Deriver *dv, int t, NodeId own, NodeId *param_leaf)
+{
+    if (dv->psi[t] < 0 || dv->readout[t])
+        return own;
+    NodeId *tmp = new_leaf_map(dv);
+    ir_vjp(dv->g, weighted_value(dv, t), own, tmp, dv->n_leaf, NULL);
+    int psi_buf = dv->m->tensors[dv->psi[t]].buf;
+    if (dv->p->rule.error_weights == ERROR_WEIGHTS_LEARNED && tmp[psi_buf] != NO_NODE)
+        add_into(dv->g, &param_leaf[psi_buf], tmp[psi_buf]);
+    return tmp[dv->m->tensors[t].buf];
 }
 
 static void emit_energy(Deriver *dv, NodeId energy)
@@ -300,14 +369,23 @@ static void emit_energy(Deriver *dv, NodeId energy)
     assign(dv->p, PHASE_ENERGY, m->arena, buf, energy);
 }
 
+static void emit_value_grad(Deriver *dv, int t, NodeId grad)
+{
+    Model *m = dv->m;
+    const Tensor *tensor = &m->tensors[t];
+    int vgrad = ir_model_buffer(m, BUF_VGRAD, arena_printf(m->arena, "vgrad.%s", tensor->name),
+                                tensor->shape, true, t);
+    assign(dv->p, PHASE_VALUE_GRAD, m->arena, vgrad, ir_broadcast(dv->g, grad, tensor_shape(dv, t), true));
+    dv->p->relaxed[dv->p->n_relaxed++] = (Relaxed){t, tensor->buf, vgrad};
+}
+
 /* ---- pc, ipc, fpa: relaxation rules ---- */
 
 static void derive_relaxation(Deriver *dv)
 {
     Model *m = dv->m;
-    bool nd = dv->p->rule.no_derivative;
     NodeId *leaf = new_leaf_map(dv);
-    NodeId *param_leaf = nd ? new_leaf_map(dv) : leaf;
+    NodeId *param_leaf = param_leaf_for(dv, leaf);
     NodeId energy = NO_NODE;
     NodeId *own = arena_alloc(m->arena, sizeof *own * (size_t)m->n_tensors);
     for (int t = 0; t < m->n_tensors; t++) {
@@ -320,10 +398,8 @@ static void derive_relaxation(Deriver *dv)
         emit_error_and_energy(dv, t, &s, &energy);
         if (dv->readout[t])
             continue;   /* at its prediction: sends nothing upstream */
-        own[t] = s.own;
-        sweep_args(dv, t, &s, mean, prec, leaf, nd);
-        if (nd)
-            sweep_args(dv, t, &s, mean, prec, param_leaf, false);
+        own[t] = through_error_weights(dv, t, s.own, param_leaf);
+        sweep_both(dv, &s, mean, prec, leaf, param_leaf);
     }
     for (int t = 0; t < m->n_tensors; t++) {
         if (!dv->relaxed[t])
@@ -335,31 +411,77 @@ static void derive_relaxation(Deriver *dv)
         NodeId grad = own[t];
         if (leaf[from] != NO_NODE)
             grad = ir_add(dv->g, grad, leaf[from]);
-        int vgrad = ir_model_buffer(m, BUF_VGRAD, arena_printf(m->arena, "vgrad.%s", tensor->name),
-                                    tensor->shape, true, t);
-        assign(dv->p, PHASE_VALUE_GRAD, m->arena, vgrad, ir_broadcast(dv->g, grad, tensor_shape(dv, t), true));
-        dv->p->relaxed[dv->p->n_relaxed++] = (Relaxed){t, tensor->buf, vgrad};
+        emit_value_grad(dv, t, grad);
     }
     emit_param_grads(dv, param_leaf);
     emit_energy(dv, energy);
 }
 
-/* ---- fpa in closed form ----
+/* ---- ar: activation relaxation (thesis §6.4) ----
  *
- * With frozen Jacobians, unit precisions and Jacobi Euler steps of size η
- * from ε(0) = 0, the errors obey ε(t+1) = (1 − η) ε(t) + η (M ε(t) + b):
- * b is the drive from clamped children, M sends child errors to parents
- * and is nilpotent on a DAG.  Then ε_i(n) = Σ_k P[Bin(n, η) ≥ k] a_i^(k),
- * where a_i^(k) is the message reaching i along paths of exactly k edges
- * (a^(1) = Mᵀ-free drive b, a^(k) = M a^(k−1)).  PHASE_SOLVE writes
- * v_i = v̄_i + ε_i(n) for every relaxed node in one sweep; the runtime fills
- * the coefficients c_k for the n and η it runs with. */
+ * A relaxed node's value x is its activity.  It starts at the feedforward
+ * value and follows dx/dt = −x + Σ_children J_cᵀ x_c + (message from
+ * clamped children's energy), with every Jacobian frozen at the
+ * feedforward pass (eq. 6.27): at equilibrium x = ∂L/∂v, the backprop
+ * adjoint.  Parameter gradients use the relaxed activities as the
+ * children's adjoints (eq. 6.28).  Only clamped and readout nodes carry
+ * energy; a relaxed node's error is −x (minus its adjoint, the sign an
+ * error has at equilibrium under fpa). */
+static void derive_ar(Deriver *dv)
+{
+    Model *m = dv->m;
+    NodeId *leaf = new_leaf_map(dv);
+    NodeId *param_leaf = param_leaf_for(dv, leaf);
+    NodeId energy = NO_NODE;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const Tensor *tensor = &m->tensors[t];
+        if (tensor->dist == DIST_NONE)
+            continue;
+        NodeId mean = arg_at(dv, tensor->mean), prec = arg_at(dv, tensor->prec);
+        if (dv->relaxed[t]) {
+            NodeId x = value_of(dv, t), pred = prediction(dv, t, mean);
+            ir_vjp(dv->g, pred, x, leaf, dv->n_leaf, &dv->value_rules);
+            if (param_leaf != leaf)
+                ir_vjp(dv->g, pred, x, param_leaf, dv->n_leaf, &dv->param_rules);
+            Seeds s = {.error = ir_neg(dv->g, x), .energy = NO_NODE};
+            emit_error_and_energy(dv, t, &s, &energy);
+            continue;
+        }
+        Seeds s = node_seeds(dv, t, mean, prec);
+        emit_error_and_energy(dv, t, &s, &energy);
+        if (!dv->readout[t])
+            sweep_both(dv, &s, mean, prec, leaf, param_leaf);
+    }
+    for (int t = 0; t < m->n_tensors; t++) {
+        if (!dv->relaxed[t])
+            continue;
+        NodeId x = value_of(dv, t), msg = leaf[dv->fwd_buf[t]];
+        emit_value_grad(dv, t, msg == NO_NODE ? x : ir_sub(dv->g, x, msg));
+    }
+    emit_param_grads(dv, param_leaf);
+    emit_energy(dv, energy);
+}
+
+/* ---- fpa and ar in closed form ----
+ *
+ * With frozen Jacobians, unit precisions and Jacobi Euler steps of size η,
+ * the relaxed state obeys s(t+1) = (1 − η) s(t) + η (M s(t) + b): b is the
+ * drive from clamped children, M sends child states to parents and is
+ * nilpotent on a DAG.  Under fpa s = ε starts at 0 and
+ *   ε_i(n) = Σ_k P[Bin(n, η) ≥ k] a_i^(k),
+ * a_i^(k) being the message reaching i along paths of exactly k edges
+ * (a^(1) = b, a^(k) = M a^(k−1)); PHASE_SOLVE writes v_i = v̄_i + ε_i(n).
+ * Under ar s = x starts at the feedforward value v̄, b = −a^(1) (the drive
+ * is an adjoint, not an error), and the start decays through M:
+ *   x_i(n) = −Σ_k P[Bin(n, η) ≥ k] a_i^(k) + Σ_k P[Bin(n, η) = k] (M^k v̄)_i.
+ * The runtime fills the coefficients for the n and η it runs with. */
 
 static bool solve_applies(const Deriver *dv)
 {
     const Model *m = dv->m;
-    if (dv->p->rule.kind != RULE_FPA || m->train.integrator != INTEGRATOR_EULER || m->train.momentum != 0 ||
-        m->train.tol != 0 || m->has_prev)
+    RuleSpec r = dv->p->rule;
+    if ((r.kind != RULE_FPA && r.kind != RULE_AR) || r.error_weights != ERROR_WEIGHTS_IDENTITY ||
+        m->train.integrator != INTEGRATOR_EULER || m->train.momentum != 0 || m->train.tol != 0 || m->has_prev)
         return false;
     for (int t = 0; t < m->n_tensors; t++)
         if (dv->relaxed[t] && (m->tensors[t].dist != DIST_NORMAL || m->tensors[t].prec != NO_NODE))
@@ -374,23 +496,38 @@ static NodeId *messages(Deriver *dv, int t, NodeId seed_on_mean)
     NodeId *leaf = new_leaf_map(dv);
     NodeId mean = arg_at(dv, dv->m->tensors[t].mean);
     ir_vjp(dv->g, mean, ir_reduce_to(dv->g, seed_on_mean, ir_node_shape(dv->g, mean), dv->g->nodes[mean].batched),
-           leaf, dv->n_leaf, dv->p->rule.no_derivative);
+           leaf, dv->n_leaf, &dv->value_rules);
     return leaf;
 }
 
-static void derive_fpa_solve(Deriver *dv)
+static NodeId **level_table(Deriver *dv)
 {
-    Model *m = dv->m;
-    int n = m->n_tensors, depth = 0;
-    /* parts[t][k-1] = a_t^(k); walking in reverse topological order, every
-     * child's parts are complete before its parents need them. */
-    NodeId **parts = arena_alloc(m->arena, sizeof *parts * (size_t)(n + 1));
-    int *n_parts = arena_alloc(m->arena, sizeof *n_parts * (size_t)(n + 1));
+    int n = dv->m->n_tensors;
+    NodeId **parts = arena_alloc(dv->m->arena, sizeof *parts * (size_t)(n + 1));
     for (int t = 0; t < n; t++) {
-        parts[t] = arena_alloc(m->arena, sizeof **parts * (size_t)(n + 1));
+        parts[t] = arena_alloc(dv->m->arena, sizeof **parts * (size_t)(n + 1));
         for (int k = 0; k <= n; k++)
             parts[t][k] = NO_NODE;
     }
+    return parts;
+}
+
+/* Adds msg into a level slot, counting new terms against the budget. */
+static void add_term(Deriver *dv, NodeId *slot, NodeId msg, int *budget)
+{
+    if (*slot == NO_NODE)
+        (*budget)--;
+    add_into(dv->g, slot, msg);
+}
+
+/* a^(k): parts[t][k-1]; returns the depth (longest level any node has), or
+ * -1 once more terms than the budget allows.  Walking in reverse
+ * topological order, every child's parts are complete before its parents
+ * need them. */
+static int drive_levels(Deriver *dv, NodeId **parts, int *n_parts, int *budget)
+{
+    Model *m = dv->m;
+    int n = m->n_tensors, depth = 0;
     for (int i = m->n_topo - 1; i >= 0; i--) {
         int c = m->topo[i];
         const Tensor *child = &m->tensors[c];
@@ -412,8 +549,9 @@ static void derive_fpa_solve(Deriver *dv)
                 if (!dv->relaxed[p] || leaf[dv->fwd_buf[p]] == NO_NODE)
                     continue;
                 int level = dv->relaxed[c] ? k + 1 : 0;     /* a^(level+1) */
-                NodeId msg = ir_neg(dv->g, leaf[dv->fwd_buf[p]]);
-                add_into(dv->g, &parts[p][level], msg);
+                add_term(dv, &parts[p][level], ir_neg(dv->g, leaf[dv->fwd_buf[p]]), budget);
+                if (*budget < 0)
+                    return -1;
                 if (level + 1 > n_parts[p])
                     n_parts[p] = level + 1;
                 if (n_parts[p] > depth)
@@ -421,22 +559,85 @@ static void derive_fpa_solve(Deriver *dv)
             }
         }
     }
-    if (depth == 0)
+    return depth;
+}
+
+/* (M^k v̄): start[t][k] for k < depth, the feedforward values sent k hops
+ * up; false once more terms than the budget allows. */
+static bool start_levels(Deriver *dv, NodeId **start, int depth, int *budget)
+{
+    Model *m = dv->m;
+    for (int t = 0; t < m->n_tensors; t++)
+        if (dv->relaxed[t])
+            start[t][0] = load_buf(dv, dv->fwd_buf[t]);
+    for (int i = m->n_topo - 1; i >= 0; i--) {
+        int c = m->topo[i];
+        if (!dv->relaxed[c])
+            continue;
+        for (int k = 0; k + 1 < depth; k++) {
+            if (start[c][k] == NO_NODE)
+                continue;
+            NodeId *leaf = messages(dv, c, start[c][k]);
+            for (int p = 0; p < m->n_tensors; p++)
+                if (dv->relaxed[p] && leaf[dv->fwd_buf[p]] != NO_NODE) {
+                    add_term(dv, &start[p][k + 1], leaf[dv->fwd_buf[p]], budget);
+                    if (*budget < 0)
+                        return false;
+                }
+        }
+    }
+    return true;
+}
+
+static NodeId coefficient(Deriver *dv, NodeId coeffs, int k)
+{
+    return ir_slice(dv->g, coeffs, k, k + 1, NULL);
+}
+
+static void derive_solve(Deriver *dv)
+{
+    Model *m = dv->m;
+    bool ar = dv->p->rule.kind == RULE_AR;
+    NodeId **parts = level_table(dv);
+    int *n_parts = arena_alloc(m->arena, sizeof *n_parts * (size_t)(m->n_tensors + 1));
+    /* A chain has about one term per node, but on deep graphs with paths of
+     * many lengths (unrolled LSTMs; ar's start, which reaches every
+     * ancestor at every level) the terms grow as nodes × depth and the
+     * program takes minutes to derive and compile: past a linear budget
+     * the Euler loop is the better program. */
+    int budget = 8;
+    for (int t = 0; t < m->n_tensors; t++)
+        budget += 4 * dv->relaxed[t];
+    int depth = drive_levels(dv, parts, n_parts, &budget);
+    if (depth <= 0)
         return;
-    Shape coeff_shape = {.rank = 1, .dims = {depth}};
-    int coeff = ir_model_buffer(m, BUF_COEFF, "solve.coeff", ir_shape_id(dv->g, &coeff_shape), false, -1);
+    NodeId **start = NULL;
+    if (ar) {
+        start = level_table(dv);
+        if (!start_levels(dv, start, depth, &budget))
+            return;
+    }
+    Shape coeff_shape = {.rank = 1, .dims = {ar ? 2 * depth : depth}};
+    int coeff = ir_model_buffer(m, BUF_COEFF, ar ? "solve.coeff_ar" : "solve.coeff", ir_shape_id(dv->g, &coeff_shape),
+                                false, -1);
     NodeId coeffs = load_buf(dv, coeff);
-    for (int t = 0; t < n; t++) {
+    for (int t = 0; t < m->n_tensors; t++) {
         if (!dv->relaxed[t])
             continue;
-        NodeId value = load_buf(dv, dv->fwd_buf[t]);
+        NodeId value = ar ? NO_NODE : load_buf(dv, dv->fwd_buf[t]);
         for (int k = 0; k < n_parts[t]; k++)
-            if (parts[t][k] != NO_NODE)
-                value = ir_add(dv->g, value, ir_mul(dv->g, ir_slice(dv->g, coeffs, k, k + 1, NULL), parts[t][k]));
+            if (parts[t][k] != NO_NODE) {
+                NodeId term = ir_mul(dv->g, coefficient(dv, coeffs, k), parts[t][k]);
+                add_into(dv->g, &value, ar ? ir_neg(dv->g, term) : term);
+            }
+        for (int k = 0; ar && k < depth; k++)
+            if (start[t][k] != NO_NODE)
+                add_into(dv->g, &value, ir_mul(dv->g, coefficient(dv, coeffs, depth + k), start[t][k]));
         assign(dv->p, PHASE_SOLVE, m->arena, m->tensors[t].buf, ir_broadcast(dv->g, value, tensor_shape(dv, t), true));
     }
     dv->p->solve_coeff_buf = coeff;
     dv->p->solve_depth = depth;
+    dv->p->solve_transient = ar;
 }
 
 /* ---- bp: one exact reverse sweep at the feedforward values ---- */
@@ -459,9 +660,9 @@ static void derive_bp(Deriver *dv)
             if (adjoint == NO_NODE)
                 adjoint = ir_fill(dv->g, 0, tensor_shape(dv, t), true);
             s.error = ir_neg(dv->g, adjoint);
-            ir_vjp(dv->g, prediction(dv, t, mean), adjoint, leaf, dv->n_leaf, false);
+            ir_vjp(dv->g, prediction(dv, t, mean), adjoint, leaf, dv->n_leaf, &dv->param_rules);
         } else if (!dv->readout[t]) {
-            sweep_args(dv, t, &s, mean, prec, leaf, false);
+            sweep_args(dv, &s, mean, prec, leaf, &dv->param_rules);
         }
         emit_error_and_energy(dv, t, &s, &energy);
     }
@@ -472,12 +673,17 @@ static void derive_bp(Deriver *dv)
 /* Relaxation starts with every relaxed node at its prediction (zero error)
  * and readouts send nothing upstream, so unless a clamped node with an
  * energy term or a prev() state reads a relaxed node, the value gradients
- * stay exactly zero and the loop can be skipped (prediction mode). */
+ * stay exactly zero and the loop can be skipped (prediction mode).  Under
+ * error weights the prediction is not the minimum (that is ψ⁻¹ mean): the
+ * loop runs. */
 static bool driven(Deriver *dv, const bool *clamped)
 {
     Model *m = dv->m;
     if (m->has_prev)
         return true;
+    for (int t = 0; t < m->n_tensors; t++)
+        if (dv->relaxed[t] && dv->psi[t] >= 0)
+            return true;
     int *parents = xmalloc(sizeof *parents * (size_t)(m->n_tensors + 1));
     bool found = false;
     for (int t = 0; t < m->n_tensors && !found; t++) {
@@ -503,37 +709,70 @@ bool *pass_clamp_set(Model *m, bool observed_clamped)
     return clamped;
 }
 
+/* Combinations a derivation cannot honour, as errors at the model. */
 static bool rule_supported(Diag *d, const Model *m, RuleSpec rule)
 {
-    const char *what = rule.kind == RULE_AR ? "rule 'ar'"
-                       : rule.backward != BACKWARD_TRANSPOSE ? "backward = learned | random"
-                       : rule.learned_error_weights ? "error_weights = learned" : NULL;
-    if (!what)
-        return true;
-    diag_error_plain(d, m->path ? m->path : m->name, "%s is not implemented yet", what);
-    return false;
+    const char *where = m->path ? m->path : m->name;
+    if (rule.error_weights != ERROR_WEIGHTS_IDENTITY && (rule.kind == RULE_BP || rule.kind == RULE_AR)) {
+        diag_error_plain(d, where, "error_weights applies to the rules that relax errors (pc, fpa, ipc), not '%s'",
+                         ir_rule_name(rule.kind));
+        return false;
+    }
+    for (int t = 0; rule.kind == RULE_AR && t < m->n_tensors; t++)
+        if (m->tensors[t].role == ROLE_LATENT && m->tensors[t].prec != NO_NODE) {
+            diag_error(d, m->tensors[t].span,
+                       "rule 'ar' relaxes activities, which carry no energy: latent '%s' cannot have a precision",
+                       m->tensors[t].name);
+            return false;
+        }
+    return true;
 }
 
-Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped)
+/* The feedback map of VjpRules: W's buffer → back.W's buffer. */
+static int *feedback_map(Deriver *dv)
+{
+    Model *m = dv->m;
+    int *map = arena_alloc(m->arena, sizeof *map * (size_t)(dv->n_leaf + 1));
+    for (int b = 0; b < dv->n_leaf; b++)
+        map[b] = -1;
+    for (int t = 0; t < m->n_tensors; t++) {
+        int back = m->tensors[t].role == ROLE_PARAM ? ir_rule_param(m, "back", t) : -1;
+        if (back >= 0)
+            map[m->tensors[t].buf] = m->tensors[back].buf;
+    }
+    return map;
+}
+
+Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped_in)
 {
     if (!rule_supported(d, m, rule))
         return NULL;
+    /* Normally added when the rule was set; params are never clamped, so
+     * the caller's clamp set extends with false. */
+    int declared = ir_declared_tensors(m);
+    if (!ir_add_rule_params(d, m, rule))
+        return NULL;
+    bool *clamped = arena_alloc(m->arena, (size_t)m->n_tensors + 1);
+    memcpy(clamped, clamped_in, (size_t)declared);
+
     static _Atomic uint64_t next_uid = 1;   /* ids only ever increase; never reused */
     Program *p = arena_alloc(m->arena, sizeof *p);
     p->uid = next_uid++;
     p->model = m;
     p->rule = rule;
-    p->clamped = arena_alloc(m->arena, (size_t)m->n_tensors + 1);
-    memcpy(p->clamped, clamped, (size_t)m->n_tensors);
+    p->clamped = clamped;
     p->relaxes = rule.kind != RULE_BP;
     p->learn_each_step = rule.kind == RULE_IPC;
     p->relaxed = arena_alloc(m->arena, sizeof *p->relaxed * (size_t)(m->n_tensors + 1));
 
     Deriver dv = {.diag = d, .m = m, .g = &m->g, .p = p};
-    dv.frozen = rule.kind == RULE_FPA || rule.kind == RULE_BP;
+    dv.frozen = rule.kind == RULE_FPA || rule.kind == RULE_BP || rule.kind == RULE_AR;
     dv.error_node = arena_alloc(m->arena, sizeof *dv.error_node * (size_t)(m->n_tensors + 1));
-    for (int t = 0; t < m->n_tensors; t++)
+    dv.psi = arena_alloc(m->arena, sizeof *dv.psi * (size_t)(m->n_tensors + 1));
+    for (int t = 0; t < m->n_tensors; t++) {
         dv.error_node[t] = NO_NODE;
+        dv.psi[t] = rule.error_weights != ERROR_WEIGHTS_IDENTITY ? ir_rule_param(m, "psi", t) : -1;
+    }
     classify(&dv, clamped);
     dv.fwd_buf = arena_alloc(m->arena, sizeof *dv.fwd_buf * (size_t)(m->n_tensors + 1));
     for (int t = 0; t < m->n_tensors; t++) {
@@ -549,15 +788,20 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped)
     for (int t = 0; t < m->n_tensors; t++)
         if (dv.fwd_buf[t] >= 0)
             dv.frozen_map[m->tensors[t].buf] = load_buf(&dv, dv.fwd_buf[t]);
+    const int *feedback = rule.backward != BACKWARD_TRANSPOSE ? feedback_map(&dv) : NULL;
+    dv.value_rules = (VjpRules){rule.no_derivative, feedback, dv.n_leaf};
+    dv.param_rules = (VjpRules){false, feedback, dv.n_leaf};
 
     derive_init(&dv);
     p->solve_coeff_buf = -1;
     if (rule.kind == RULE_BP)
         derive_bp(&dv);
+    else if (rule.kind == RULE_AR)
+        derive_ar(&dv);
     else
         derive_relaxation(&dv);
     if (solve_applies(&dv))
-        derive_fpa_solve(&dv);
+        derive_solve(&dv);
     derive_readout(&dv);
     derive_advance(&dv);
     p->relaxes = p->relaxes && driven(&dv, clamped);
@@ -569,7 +813,7 @@ Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clampe
 {
     for (int i = 0; i < m->n_programs; i++) {
         Program *p = m->programs[i];
-        if (!memcmp(&p->rule, &rule, sizeof rule) && !memcmp(p->clamped, clamped, (size_t)m->n_tensors))
+        if (!memcmp(&p->rule, &rule, sizeof rule) && !memcmp(p->clamped, clamped, (size_t)ir_declared_tensors(m)))
             return p;
     }
     Program *p = pass_derive(d, m, rule, clamped);

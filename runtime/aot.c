@@ -29,7 +29,7 @@ static const char *phase_names[N_PHASES] = {"init", "value_grad", "readout", "er
 uint64_t aot_rule_code(RuleSpec rule)
 {
     return (uint64_t)rule.kind | (uint64_t)rule.backward << 8 | (uint64_t)rule.no_derivative << 16 |
-           (uint64_t)rule.learned_error_weights << 17;
+           (uint64_t)rule.error_weights << 17;
 }
 
 bool aot_programs(Diag *d, Model *m, Program *out[2])

@@ -10,6 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* True when the session's program writes buffer b in its gradient phase:
+ * a param the rule does not learn (random feedback) has no such write. */
+static bool program_writes_grad(const Session *s, int b)
+{
+    const Phase *ph = &s->program->phases[PHASE_PARAM_GRAD];
+    for (int i = 0; i < ph->n_assigns; i++)
+        if (ph->assigns[i].dst == b)
+            return true;
+    return false;
+}
+
 Optimizer *optim_new(const Session *s, const TrainConfig *cfg, double clip)
 {
     const Model *m = s->model;
@@ -27,7 +38,7 @@ Optimizer *optim_new(const Session *s, const TrainConfig *cfg, double clip)
             continue;
         snprintf(name, sizeof name, "grad.%s", m->tensors[t].name);
         int grad = ir_model_find_buffer(m, name);
-        if (grad < 0)
+        if (grad < 0 || !program_writes_grad(s, grad))
             continue;
         int64_t n = session_buffer_len(s, m->tensors[t].buf);
         o->param_buf[o->n_params] = m->tensors[t].buf;

@@ -58,6 +58,7 @@ typedef struct Session {
     Storage st;
     RuleSpec rule;
     bool *clamped;        /* per tensor */
+    int n_tensors;        /* tensors whose initial values are set (init_params) */
     TrainConfig cfg;
     bool *borrowed;       /* per buffer: storage owned by another session */
     bool solve_enabled;   /* use a program's closed-form solve when it has one */

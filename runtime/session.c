@@ -74,20 +74,26 @@ bool session_set(Session *s, int buf, const double *in)
     return true;
 }
 
-static void init_params(Session *s)
+/* Initial values of tensors [from, n): params and consts from their INIT,
+ * stream state from the node's init.  Declared tensors share one random
+ * stream (their order fixes their values); a rule-made param draws from
+ * its own, so it gets the same values whenever the rule adds it. */
+static void init_params(Session *s, int from)
 {
     Rng rng;
     rng_seed(&rng, s->cfg.seed);
     Model *m = s->model;
-    for (int t = 0; t < m->n_tensors; t++) {
+    for (int t = from; t < m->n_tensors; t++) {
         const Tensor *tensor = &m->tensors[t];
         if (tensor->role != ROLE_PARAM && tensor->role != ROLE_CONST && tensor->prev_buf < 0)
             continue;
         const Shape *shape = ir_shape(&m->g, tensor->shape);
         int64_t n = ir_numel(shape);
         double *values = xcalloc((size_t)n, sizeof *values);
+        Rng own;
+        rng_seed(&own, s->cfg.seed * 0x9E3779B97F4A7C15ull + (uint64_t)t);
         if (tensor->has_init)
-            init_fill(&tensor->init, shape, &rng, values);
+            init_fill(&tensor->init, shape, tensor->rule_made ? &own : &rng, values);
         if (tensor->role == ROLE_PARAM || tensor->role == ROLE_CONST) {
             session_set(s, tensor->buf, values);
         } else {
@@ -101,6 +107,7 @@ static void init_params(Session *s)
         }
         free(values);
     }
+    s->n_tensors = m->n_tensors;
 }
 
 bool session_rederive(Session *s, Diag *d, RuleSpec rule, const bool *clamped)
@@ -117,8 +124,14 @@ bool session_rederive(Session *s, Diag *d, RuleSpec rule, const bool *clamped)
     }
     s->program = p;
     s->rule = rule;
-    memcpy(s->clamped, clamped, (size_t)s->model->n_tensors);
+    /* The derivation may have added a relaxation's params (rule_params.c). */
+    int n = s->model->n_tensors;
+    s->clamped = xrealloc(s->clamped, (size_t)n + 1);
+    memset(s->clamped, 0, (size_t)n + 1);
+    memcpy(s->clamped, p->clamped, (size_t)ir_declared_tensors(s->model));
     grow_storage(s);
+    if (s->n_tensors && n > s->n_tensors)
+        init_params(s, s->n_tensors);
     return true;
 }
 
@@ -138,7 +151,7 @@ Session *session_new(Diag *d, Model *m, const TrainConfig *cfg, int batch, bool 
         session_free(s);
         return NULL;
     }
-    init_params(s);
+    init_params(s, 0);
     return s;
 }
 
@@ -224,10 +237,21 @@ static bool bind_param(Session *s, int t, const HostTensor *h, const char *sourc
     return ok;
 }
 
+/* back.W or psi.v of a model that has W or v: a relaxation's param (saved
+ * by a run under a relaxed rule) that the current rule does not use. */
+static bool unused_rule_param(const Model *m, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    bool kind = dot && ((dot - name == 4 && !strncmp(name, "back", 4)) || (dot - name == 3 && !strncmp(name, "psi", 3)));
+    return kind && ir_model_find_tensor(m, name) < 0 && ir_model_find_tensor(m, dot + 1) >= 0;
+}
+
 bool session_bind_params(Session *s, const TensorSet *set, const char *source, char *err, size_t errlen)
 {
     for (int i = 0; i < set->n_tensors; i++) {
         const HostTensor *h = &set->tensors[i];
+        if (unused_rule_param(s->model, h->name))
+            continue;
         int t = ir_model_find_tensor(s->model, h->name);
         if (t < 0 || (s->model->tensors[t].role != ROLE_PARAM && s->model->tensors[t].role != ROLE_CONST)) {
             snprintf(err, errlen, "%s: tensor '%s' is not a param or const of model '%s'",
@@ -467,6 +491,28 @@ static bool integrate(Session *s, double step_size, double *velocity)
     return ok;
 }
 
+/* C(n, j) η^j (1 − η)^(n−j), in logs so that large n neither overflows
+ * the binomial coefficient nor underflows the powers (η may lie outside
+ * [0, 1]; signs are kept apart). */
+static double binomial_term(int n, double eta, int j)
+{
+    double log_mag = lgamma(n + 1.0) - lgamma(j + 1.0) - lgamma(n - j + 1.0), sign = 1;
+    double q = 1 - eta;
+    if (j > 0) {
+        if (eta == 0)
+            return 0;
+        log_mag += j * log(fabs(eta));
+        sign = eta < 0 && j % 2 ? -sign : sign;
+    }
+    if (n - j > 0) {
+        if (q == 0)
+            return 0;
+        log_mag += (n - j) * log(fabs(q));
+        sign = q < 0 && (n - j) % 2 ? -sign : sign;
+    }
+    return sign * exp(log_mag);
+}
+
 /* P[Binomial(n, η) ≥ k]: the share of a k-hop message that n Jacobi steps
  * of size η deliver.  The upper tail is summed directly in [0, 1] (accurate
  * when small); outside it the same polynomial is 1 − the lower tail. */
@@ -476,21 +522,25 @@ static double binomial_tail(int n, double eta, int k)
         return 0;
     double total = 0;
     bool upper = eta >= 0 && eta <= 1;
-    for (int j = upper ? k : 0; j <= (upper ? n : k - 1); j++) {
-        double log_c = lgamma(n + 1.0) - lgamma(j + 1.0) - lgamma(n - j + 1.0);
-        double term = exp(log_c) * pow(eta, j) * pow(1 - eta, n - j);
-        total += term;
-    }
+    for (int j = upper ? k : 0; j <= (upper ? n : k - 1); j++)
+        total += binomial_term(n, eta, j);
     return upper ? total : 1 - total;
 }
 
-/* fpa in closed form: one phase replaces `steps` Euler steps exactly. */
+/* P[Binomial(n, η) = k]: the share of the start that has travelled k hops. */
+static double binomial_pmf(int n, double eta, int k) { return k > n ? 0 : binomial_term(n, eta, k); }
+
+/* fpa and ar in closed form: one phase replaces `steps` Euler steps
+ * exactly (derive.c: c_k = P[Bin ≥ k], then for ar P[Bin = k]). */
 static bool solve(Session *s, int steps, double step_size)
 {
     int depth = s->program->solve_depth;
-    double *c = xmalloc(sizeof *c * (size_t)depth);
+    int n = s->program->solve_transient ? 2 * depth : depth;
+    double *c = xmalloc(sizeof *c * (size_t)n);
     for (int k = 0; k < depth; k++)
         c[k] = binomial_tail(steps, step_size, k + 1);
+    for (int k = 0; k < n - depth; k++)
+        c[depth + k] = binomial_pmf(steps, step_size, k);
     session_set(s, s->program->solve_coeff_buf, c);
     free(c);
     return run(s, PHASE_SOLVE);

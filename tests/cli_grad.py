@@ -96,6 +96,62 @@ with tempfile.TemporaryDirectory() as tmp:
     onehot = read_st(p("onehot_out.safetensors"))
     check(all(np.array_equal(onehot[k], fpa[k]) for k in expected), "one-hot and indices agree")
 
+    # ar at unit step and enough steps gives backprop's gradients; errors are −(adjoint).
+    r = fepc("grad", model, "--batch", p("batch.safetensors"), "--out", p("ar.safetensors"),
+             "--rule", "ar", "--step-size", "1", "--steps", "3", "--dtype", "f64", "--seed", "5")
+    check(r.returncode == 0, "ar grad exits 0: " + r.stderr)
+    if r.returncode == 0:
+        ar = read_st(p("ar.safetensors"))
+        for k in expected:
+            if k.startswith(("grad.", "error.")):
+                scale = max(np.abs(bp[k]).max(), 1e-12)
+                check(np.abs(ar[k] - bp[k]).max() <= 1e-12 * scale, "ar equals bp on " + k)
+    # Relaxed rules from the command line: feedback matrices equal to W (set through a
+    # params file) change nothing; learned ones get W's gradient; the error weights' params
+    # appear in the output; a params file with back.* loads under a rule that has none.
+    r = fepc("grad", model, "--batch", p("batch.safetensors"), "--out", p("fb0.safetensors"),
+             "--rule", "fpa(backward = learned)", "--step-size", "0.5", "--steps", "4", "--dtype", "f64")
+    check(r.returncode == 0, "fpa(backward = learned) runs: " + r.stderr)
+    fb0 = read_st(p("fb0.safetensors")) if r.returncode == 0 else {}
+    check(set(fb0) >= {"grad.back.W2", "grad.back.W3"} and "grad.back.W1" not in fb0,
+          "feedback matrices for W2, W3 only (W1 multiplies the input): %s" % sorted(fb0))
+    r = fepc("grad", model, "--batch", p("batch.safetensors"), "--out", p("fpa5.safetensors"),
+             "--rule", "fpa", "--step-size", "0.5", "--steps", "4", "--dtype", "f64", "--seed", "5")
+    fpa5 = read_st(p("fpa5.safetensors"))
+    params = {}
+    rs = np.random.default_rng(11)
+    for name, shape in [("W1", (256, 784)), ("b1", (256,)), ("W2", (256, 256)), ("b2", (256,)),
+                        ("W3", (10, 256)), ("b3", (10,))]:
+        params[name] = rs.normal(0, 0.05, shape)
+    write_st(p("plain.safetensors"), params)
+    write_st(p("fbparams.safetensors"), dict(params, **{"back.W2": params["W2"], "back.W3": params["W3"]}))
+    outs = {}
+    for tag, rule, pfile in [("plain", "fpa", "plain"), ("fb", "fpa(backward = learned)", "fbparams"),
+                             ("fb_on_plain", "fpa", "fbparams"), ("fb2", "fpa(backward = random)", "plain")]:
+        r = fepc("grad", model, "--batch", p("batch.safetensors"), "--out", p("out_" + tag + ".safetensors"), "--rule", rule,
+                 "--params", p(pfile + ".safetensors"), "--step-size", "0.5", "--steps", "4", "--dtype", "f64")
+        check(r.returncode == 0, "grad --rule '%s' --params %s: %s" % (rule, pfile, r.stderr))
+        outs[tag] = read_st(p("out_" + tag + ".safetensors")) if r.returncode == 0 else {}
+    if all(outs.values()):
+        for k in ("error.h1", "error.h2", "grad.W1", "grad.W2", "grad.W3"):
+            check(np.allclose(outs["fb"][k], outs["plain"][k], rtol=0, atol=1e-12 * np.abs(outs["plain"][k]).max()),
+                  "back.W = W reproduces fpa on " + k)
+            check(np.array_equal(outs["fb_on_plain"][k], outs["plain"][k]), "unused back.* params are ignored: " + k)
+        check(np.array_equal(outs["fb"]["grad.back.W2"], outs["fb"]["grad.W2"]), "learned back.W2 takes W2's gradient")
+        check(not np.allclose(outs["fb2"]["error.h1"], outs["plain"]["error.h1"]),
+              "random feedback changes the messages")
+        check("grad.back.W2" not in outs["fb2"], "random feedback has no gradient")
+    r = fepc("grad", model, "--batch", p("batch.safetensors"), "--out", p("ew.safetensors"),
+             "--rule", "pc(error_weights = learned, derivative = none)", "--steps", "3")
+    check(r.returncode == 0, "pc(error_weights = learned, derivative = none) runs: " + r.stderr)
+    if r.returncode == 0:
+        ew = read_st(p("ew.safetensors"))
+        check(ew["grad.psi.h1"].shape == (256, 256) and "grad.psi.y" not in ew,
+              "error weights on the normal latents, not the categorical output")
+    r = fepc("grad", model, "--batch", p("batch.safetensors"), "--out", p("o"), "--rule", "bp(error_weights = learned)")
+    check(r.returncode == 1 and "error_weights applies to the rules that relax errors" in r.stderr,
+          "bp refuses error weights: " + r.stderr)
+
     # Params round trip: the seed-5 init saved by hand, then loaded with another seed.
     r = fepc("grad", model, "--batch", p("batch.safetensors"), "--out", p("seed7.safetensors"),
              "--rule", "bp", "--dtype", "f64", "--seed", "7")

@@ -1,7 +1,11 @@
 /* test_derive.c — the correctness contract of the rule derivations
  * (SPEC §8): fpa equals bp at step size 1; fpa follows the binomial law on
  * a chain; the thesis's scalar graph converges to its backprop gradient;
- * pc gradients are the derivatives of the energy (finite differences). */
+ * pc gradients are the derivatives of the energy (finite differences).
+ * Relaxations and ar: ar's closed form equals its loop and reaches bp at
+ * unit step; feedback matrices equal to W change nothing and others scale
+ * the messages; error weights ψ = I change nothing and their gradients are
+ * energy derivatives; only learned relaxation params get an update. */
 #include "testkit.h"
 
 #include <math.h>
@@ -264,6 +268,40 @@ static void test_integrators(void **state)
     kit_free(&k);
 }
 
+/* Every vgrad.* and grad.* buffer of k equals the central difference of
+ * the total energy in its target at the current values. */
+static void expect_energy_derivatives(Kit *k)
+{
+    const Model *m = k->c.model;
+    for (int b = 0; b < m->n_buffers; b++) {
+        const Buffer *buf = &m->buffers[b];
+        if (buf->kind != BUF_GRAD && buf->kind != BUF_VGRAD)
+            continue;
+        const char *target = m->tensors[buf->tensor].name;
+        int64_t len = kit_len(k, target);
+        double *x = malloc(sizeof *x * (size_t)len), *ad = malloc(sizeof *ad * (size_t)len),
+               *fd = malloc(sizeof *fd * (size_t)len);
+        kit_get(k, buf->name, ad);
+        kit_get(k, target, x);
+        for (int64_t i = 0; i < len; i++) {
+            double keep = x[i], h = 1e-5 * fmax(1, fabs(keep));
+            x[i] = keep + h;
+            kit_set(k, target, x);
+            double up = kit_total_energy(k);
+            x[i] = keep - h;
+            kit_set(k, target, x);
+            double down = kit_total_energy(k);
+            x[i] = keep;
+            kit_set(k, target, x);
+            fd[i] = (up - down) / (2 * h);
+        }
+        expect_close_floor(ad, fd, len, 1e-6, 1e-4, buf->name);
+        free(x);
+        free(ad);
+        free(fd);
+    }
+}
+
 /* pc: vgrad.v and grad.θ are the derivatives of the energy at the current
  * values, checked by central differences on random DAG models. */
 static void test_pc_gradients_are_energy_derivatives(void **state)
@@ -279,40 +317,207 @@ static void test_pc_gradients_are_energy_derivatives(void **state)
         assert_true(session_relax(k.s, 3, 0.1, NULL) == 3);
         kit_phase(&k, PHASE_VALUE_GRAD);
         assert_true(session_param_grads(k.s));
-        const Model *m = k.c.model;
-        for (int b = 0; b < m->n_buffers; b++) {
-            const Buffer *buf = &m->buffers[b];
-            const char *target;
-            char name[128];
-            if (buf->kind == BUF_GRAD)
-                target = m->tensors[buf->tensor].name;
-            else if (buf->kind == BUF_VGRAD)
-                target = m->tensors[buf->tensor].name;
-            else
-                continue;
-            snprintf(name, sizeof name, "%s", buf->name);
-            int64_t len = kit_len(&k, target);
-            double *x = malloc(sizeof *x * (size_t)len), *ad = malloc(sizeof *ad * (size_t)len),
-                   *fd = malloc(sizeof *fd * (size_t)len);
-            kit_get(&k, name, ad);
-            kit_get(&k, target, x);
-            for (int64_t i = 0; i < len; i++) {
-                double keep = x[i], h = 1e-5 * fmax(1, fabs(keep));
-                x[i] = keep + h;
-                kit_set(&k, target, x);
-                double up = kit_total_energy(&k);
-                x[i] = keep - h;
-                kit_set(&k, target, x);
-                double down = kit_total_energy(&k);
-                x[i] = keep;
-                kit_set(&k, target, x);
-                fd[i] = (up - down) / (2 * h);
+        expect_energy_derivatives(&k);
+        kit_free(&k);
+    }
+}
+
+/* ---- ar and the relaxations ---- */
+
+static void open_rule(Kit *k, const char *text, RuleSpec rule)
+{
+    kit_compile(k, text);
+    k->c.model->train.rule = rule;
+    kit_session(k, rule.kind, 2, true);
+}
+
+/* ar's closed form (fpa's drive plus the decaying start) reproduces its
+ * Jacobi Euler loop: values, errors and gradients. */
+static void test_ar_solve_equals_iteration(void **state)
+{
+    static const double etas[] = {0.1, 0.5, 1.0, 1.3};
+    static const int steps[] = {0, 1, 7, 20};
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        char text[16384];
+        int n;
+        kit_random_dag(text, sizeof text, seed + 300, seed % 2 == 0, &n);
+        Kit loop, closed;
+        open_rule(&loop, text, (RuleSpec){.kind = RULE_AR});
+        open_rule(&closed, text, (RuleSpec){.kind = RULE_AR});
+        assert_true(closed.s->program->solve_coeff_buf >= 0 && closed.s->program->solve_transient);
+        loop.s->solve_enabled = false;
+        bind_random_data(&loop, seed);
+        bind_random_data(&closed, seed);
+        double eta = etas[seed % 4];
+        int count = steps[(seed / 4) % 4];
+        assert_true(session_relax(loop.s, count, eta, NULL) == count);
+        assert_true(session_relax(closed.s, count, eta, NULL) == count);
+        assert_true(session_param_grads(loop.s) && session_param_grads(closed.s));
+        expect_same_outputs(&loop, &closed, 1e-12);
+        kit_free(&loop);
+        kit_free(&closed);
+    }
+}
+
+/* At step size 1 and at least depth steps the start has left every node
+ * and ar's activities are the backprop adjoints: its errors (−x) and
+ * gradients equal bp's; at a small step they approach them. */
+static void test_ar_reaches_bp(void **state)
+{
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        char text[16384];
+        int n;
+        kit_random_dag(text, sizeof text, seed + 400, seed % 2 == 1, &n);
+        Kit ar, bp;
+        open_rule(&ar, text, (RuleSpec){.kind = RULE_AR});
+        open_rule(&bp, text, (RuleSpec){.kind = RULE_BP});
+        ar.s->solve_enabled = seed % 3 != 0;
+        bind_random_data(&ar, seed);
+        bind_random_data(&bp, seed);
+        assert_true(session_relax(ar.s, n + 1, 1.0, NULL) >= 0 && session_param_grads(ar.s));
+        assert_true(session_relax(bp.s, 0, 1.0, NULL) >= 0 && session_param_grads(bp.s));
+        expect_same_outputs(&ar, &bp, 1e-12);
+        kit_free(&ar);
+        kit_free(&bp);
+    }
+}
+
+static void copy_buffer(Kit *k, const char *from, const char *to, double scale)
+{
+    int64_t n = kit_len(k, from);
+    double *v = malloc(sizeof *v * (size_t)n);
+    kit_get(k, from, v);
+    for (int64_t i = 0; i < n; i++)
+        v[i] *= scale;
+    kit_set(k, to, v);
+    free(v);
+}
+
+/* backward = learned | random: a feedback matrix equal to W reproduces the
+ * exact rule (pc, fpa, ar, bp) (values, errors, gradients; grad.back.W = grad.W when
+ * learned); one equal to 2W doubles the messages a value node receives. */
+static void test_feedback_matrices(void **state)
+{
+    char text[4096];
+    chain_model(text, sizeof text, 3);
+    static const RuleKind kinds[] = {RULE_PC, RULE_FPA, RULE_AR, RULE_BP};
+    for (int i = 0; i < 4; i++) {
+        for (BackwardMode mode = BACKWARD_LEARNED; mode <= BACKWARD_RANDOM; mode++) {
+            Kit exact, fb;
+            open_rule(&exact, text, (RuleSpec){.kind = kinds[i]});
+            open_rule(&fb, text, (RuleSpec){.kind = kinds[i], .backward = mode});
+            /* W1 multiplies the input, which receives no messages: no back.W1 */
+            assert_true(ir_model_find_tensor(fb.c.model, "back.W1") < 0);
+            for (int l = 2; l <= 3; l++) {
+                char w[16], back[24];
+                snprintf(w, sizeof w, "W%d", l);
+                snprintf(back, sizeof back, "back.W%d", l);
+                copy_buffer(&fb, w, back, 1);
             }
-            expect_close_floor(ad, fd, len, 1e-6, 1e-4, name);
-            free(x);
-            free(ad);
-            free(fd);
+            copy_buffer(&fb, "V", "back.V", 1);
+            bind_random_data(&exact, 7);
+            bind_random_data(&fb, 7);
+            assert_true(session_relax(exact.s, 5, 0.3, NULL) >= 0 && session_param_grads(exact.s));
+            assert_true(session_relax(fb.s, 5, 0.3, NULL) >= 0 && session_param_grads(fb.s));
+            expect_same_outputs(&exact, &fb, 1e-12);
+            int64_t len = kit_len(&fb, "W2");
+            double *w0 = malloc(sizeof *w0 * (size_t)len), *w1 = malloc(sizeof *w1 * (size_t)len),
+                   *b0 = malloc(sizeof *b0 * (size_t)len), *b1 = malloc(sizeof *b1 * (size_t)len);
+            kit_get(&fb, "W2", w0);
+            kit_get(&fb, "back.W2", b0);
+            TrainConfig sgd = fb.s->cfg;
+            sgd.optimizer = OPT_SGD;
+            sgd.lr = 0.1;
+            Optimizer *o = optim_new(fb.s, &sgd, 0);
+            optim_step(o, fb.s);
+            optim_free(o);
+            kit_get(&fb, "W2", w1);
+            kit_get(&fb, "back.W2", b1);
+            /* learned: back.W takes W's update (thesis §3.5); random: fixed */
+            for (int64_t j = 0; j < len; j++) {
+                w1[j] -= w0[j];
+                b1[j] -= b0[j];
+            }
+            if (mode == BACKWARD_LEARNED)
+                expect_close(b1, w1, len, 1e-12, "back.W2 update");
+            else
+                for (int64_t j = 0; j < len; j++)
+                    assert_true(b1[j] == 0);
+            assert_int_equal(ir_model_find_buffer(fb.c.model, "grad.back.W2") >= 0, mode == BACKWARD_LEARNED);
+            free(w0);
+            free(w1);
+            free(b0);
+            free(b1);
+            kit_free(&exact);
+            kit_free(&fb);
         }
+    }
+    /* pc at the feedforward start: every message is Wᵀ(f' ⊙ ε); back = 2W doubles them. */
+    Kit exact, fb;
+    open_rule(&exact, text, (RuleSpec){.kind = RULE_PC});
+    open_rule(&fb, text, (RuleSpec){.kind = RULE_PC, .backward = BACKWARD_LEARNED});
+    copy_buffer(&fb, "W3", "back.W3", 2);
+    copy_buffer(&fb, "V", "back.V", 2);
+    copy_buffer(&fb, "W2", "back.W2", 2);
+    bind_random_data(&exact, 3);
+    bind_random_data(&fb, 3);
+    kit_phase(&exact, PHASE_INIT);
+    kit_phase(&fb, PHASE_INIT);
+    kit_phase(&exact, PHASE_VALUE_GRAD);
+    kit_phase(&fb, PHASE_VALUE_GRAD);
+    int64_t len = kit_len(&fb, "vgrad.h3");
+    double *a = malloc(sizeof *a * (size_t)len), *b = malloc(sizeof *b * (size_t)len);
+    kit_get(&exact, "vgrad.h3", a);
+    kit_get(&fb, "vgrad.h3", b);
+    for (int64_t i = 0; i < len; i++)
+        a[i] *= 2;
+    expect_close(b, a, len, 1e-12, "vgrad.h3 with back.V = 2V");
+    free(a);
+    free(b);
+    kit_free(&exact);
+    kit_free(&fb);
+}
+
+static void set_identity(Kit *k, const char *name, int n)
+{
+    double *v = calloc((size_t)(n * n), sizeof *v);
+    for (int i = 0; i < n; i++)
+        v[i * n + i] = 1;
+    kit_set(k, name, v);
+    free(v);
+}
+
+/* error_weights: ψ = I reproduces the one-to-one errors; with random ψ,
+ * pc's value gradients and ∂F/∂ψ are the energy's derivatives. */
+static void test_error_weights(void **state)
+{
+    char text[4096];
+    chain_model(text, sizeof text, 2);
+    static const RuleKind kinds[] = {RULE_PC, RULE_FPA, RULE_IPC};
+    for (int i = 0; i < 3; i++) {
+        Kit exact, ew;
+        open_rule(&exact, text, (RuleSpec){.kind = kinds[i]});
+        open_rule(&ew, text, (RuleSpec){.kind = kinds[i], .error_weights = ERROR_WEIGHTS_LEARNED});
+        set_identity(&ew, "psi.h1", 3);
+        set_identity(&ew, "psi.h2", 3);
+        set_identity(&ew, "psi.y", 2);
+        bind_random_data(&exact, 5);
+        bind_random_data(&ew, 5);
+        assert_true(session_relax(exact.s, 6, 0.2, NULL) >= 0 && session_param_grads(exact.s));
+        assert_true(session_relax(ew.s, 6, 0.2, NULL) >= 0 && session_param_grads(ew.s));
+        expect_same_outputs(&exact, &ew, 1e-12);
+        kit_free(&exact);
+        kit_free(&ew);
+    }
+    for (ErrorWeights mode = ERROR_WEIGHTS_LEARNED; mode <= ERROR_WEIGHTS_RANDOM; mode++) {
+        Kit k;
+        open_rule(&k, text, (RuleSpec){.kind = RULE_PC, .error_weights = mode});
+        bind_random_data(&k, 9);
+        assert_true(session_relax(k.s, 3, 0.1, NULL) == 3);
+        kit_phase(&k, PHASE_VALUE_GRAD);
+        assert_true(session_param_grads(k.s));
+        expect_energy_derivatives(&k);
+        assert_int_equal(ir_model_find_buffer(k.c.model, "grad.psi.h1") >= 0, mode == ERROR_WEIGHTS_LEARNED);
         kit_free(&k);
     }
 }
@@ -326,6 +531,10 @@ int main(void)
         cmocka_unit_test(test_integrators),
         cmocka_unit_test(test_scalar_graph_reference_values),
         cmocka_unit_test(test_pc_gradients_are_energy_derivatives),
+        cmocka_unit_test(test_ar_solve_equals_iteration),
+        cmocka_unit_test(test_ar_reaches_bp),
+        cmocka_unit_test(test_feedback_matrices),
+        cmocka_unit_test(test_error_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

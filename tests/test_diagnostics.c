@@ -472,16 +472,20 @@ static void test_prev(void **state)
 
 /* ---- derivation ---- */
 
-static void test_rule_not_implemented(void **state)
+static void test_rule_combinations(void **state)
 {
-    Run r;
-    run_text(&r, OK_MODEL "train { rule = ar }\n");
-    assert_true(r.compiled);
-    assert_false(r.ok);
-    assert_int_equal(r.c.diag.n_errors, 1);
-    assert_string_equal(r.c.diag.last_message, "rule 'ar' is not implemented yet");
-    assert_string_equal(r.out_buf, "t.fep: error: rule 'ar' is not implemented yet\n");
-    run_free(&r);
+    expect_rendered(OK_MODEL "train { rule = bp(error_weights = learned) }\n",
+                    "t.fep: error: error_weights applies to the rules that relax errors (pc, fpa, ipc), not 'bp'\n");
+    expect_rendered(OK_MODEL "train { rule = ar(error_weights = random) }\n",
+                    "t.fep: error: error_weights applies to the rules that relax errors (pc, fpa, ipc), not 'ar'\n");
+    expect_error(X3 "latent h : [3] ~ normal(x, prec = 2)\ntrain { rule = ar }\n", 2, 8, "h",
+                 "rule 'ar' relaxes activities, which carry no energy: latent 'h' cannot have a precision");
+    expect_error(X3 "latent h : [1, 3] ~ normal(x)\ntrain { rule = pc(error_weights = learned) }\n", 2, 8, "h",
+                 "error_weights = learned needs vector nodes: 'h' has shape [1, 3]");
+    expect_error(OK_MODEL "train { rule = pc(error_weights = lerned) }\n", 3, 35, "lerned",
+                 "unknown error_weights mode 'lerned'; did you mean 'learned'?");
+    expect_ok(OK_MODEL "train { rule = ar(backward = learned, derivative = none) }\n");
+    expect_ok(OK_MODEL "train { rule = ipc(backward = random, error_weights = random) }\n");
 }
 
 /* ---- robustness: random single-token mutations ---- */
@@ -814,7 +818,7 @@ int main(void)
         cmocka_unit_test(test_extern),
         cmocka_unit_test(test_family),
         cmocka_unit_test(test_prev),
-        cmocka_unit_test(test_rule_not_implemented),
+        cmocka_unit_test(test_rule_combinations),
         cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

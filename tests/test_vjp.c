@@ -246,7 +246,7 @@ static NodeId *fx_vjp(Fx *fx, NodeId y, NodeId seed, bool no_derivative)
     assert_non_null(leaf);
     for (int i = 0; i < n; i++)
         leaf[i] = NO_NODE;
-    ir_vjp(fx->g, y, seed, leaf, n, no_derivative);
+    ir_vjp(fx->g, y, seed, leaf, n, &(VjpRules){.no_derivative = no_derivative});
     return leaf;
 }
 

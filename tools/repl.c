@@ -92,7 +92,7 @@ NodeId repl_lower(Repl *r, Line *l, size_t start)
 static bool same_rule(RuleSpec a, RuleSpec b)
 {
     return a.kind == b.kind && a.backward == b.backward && a.no_derivative == b.no_derivative &&
-           a.learned_error_weights == b.learned_error_weights;
+           a.error_weights == b.error_weights;
 }
 
 static void record_setting(Repl *r, const char *key, const char *value)
@@ -367,7 +367,7 @@ Session *repl_make_session(Repl *r, int batch, const bool *clamped)
         fprintf(stderr, "error: %s\n", err);
         return NULL;
     }
-    if (clamped && memcmp(clamped, s->clamped, (size_t)m->n_tensors) &&
+    if (clamped && memcmp(clamped, s->clamped, (size_t)ir_declared_tensors(m)) &&
         !session_rederive(s, &r->c->diag, m->train.rule, clamped)) {
         fprintf(stderr, "error: %s\n", s->error);
         session_free(s);

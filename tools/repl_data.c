@@ -120,7 +120,7 @@ static bool clamp_into(Repl *r, const int *targets, int n, HostTensor *h, const 
     for (int i = 0; i < n; i++)
         clamped[targets[i]] = true;
     int batch = (int)h->dims[0];
-    bool same = batch == r->s->st.batch && !memcmp(clamped, r->s->clamped, (size_t)m->n_tensors);
+    bool same = batch == r->s->st.batch && !memcmp(clamped, r->s->clamped, (size_t)ir_declared_tensors(m));
     Session *s = same ? r->s : repl_make_session(r, batch, clamped);
     free(clamped);
     if (!s)
