@@ -68,5 +68,7 @@ int cmd_eval(const Options *opt);
 int cmd_repl(const Options *opt);
 int cmd_filter(const Options *opt);
 int cmd_build(const Options *opt);
+/* `fepc plot KIND ...` (argv after "plot"); see cmd_plot.c for the grammar. */
+int cmd_plot(int argc, char **argv);
 
 #endif

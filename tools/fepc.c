@@ -25,6 +25,8 @@ static const char usage[] =
     "  build M.fep -o m.so          native shared object and m.h (run it with --module m.so)\n"
     "  filter M.fep --data S.csv --out E.csv [--learn] [--params P]\n"
     "                              stream a time series through a prev() model\n"
+    "  plot grid|lines|scatter IN ... -o OUT.png\n"
+    "                              PNG figures of images or CSV columns (fepc plot --help)\n"
     "\n"
     "options:\n"
     "  --rule R --steps N --step-size η --seed N   any train key as --key value\n"
@@ -165,6 +167,8 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
+    if (argc >= 2 && !strcmp(argv[1], "plot"))    /* its own grammar, no model file */
+        return cmd_plot(argc - 2, argv + 2);
     Options opt;
     char keys[32][32];
     int rc = parse_args(argc, argv, &opt, keys);
