@@ -415,6 +415,12 @@ int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt
         goto fail;
     if (opt->resume_path && (first = resume_from(&t, opt->resume_path)) < 0)
         goto fail;
+    if (opt->resume_path && first > t.cfg.epochs) {
+        snprintf(t.err, sizeof t.err, "%s has trained %d epochs already; --epochs %d leaves nothing to train "
+                 "(pass the total number of epochs, e.g. --epochs %d)", opt->resume_path, first - 1, t.cfg.epochs,
+                 first);
+        goto fail;
+    }
     t.optim = optim_new(t.sessions[0], &t.cfg, opt->clip);
     interrupted = 0;
     struct sigaction sa = {.sa_handler = on_sigint}, old;

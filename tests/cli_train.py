@@ -77,6 +77,9 @@ with tempfile.TemporaryDirectory() as tmp:
     rows2 = list(csv.DictReader(open(log2))) if os.path.exists(log2) else []
     check(r.returncode == 0 and len(rows2) == 1 and rows2[0]["epoch"] == str(done + 1),
           "--resume continues at epoch %d" % (done + 1))
+    r = run("train", MLP, "--epochs", str(max(done, 0)), "--limit", "3200", "--resume", ckpt)
+    check(r.returncode == 1 and "leaves nothing to train" in r.stderr,
+          "--resume with no epochs left is an error: " + r.stderr.strip()[-200:])
 
     log3 = os.path.join(tmp, "gen.csv")
     r = run("train", GEN, "--epochs", "1", "--limit", "640", "--log", log3)
