@@ -17,7 +17,20 @@ typedef struct Printer {
     const Model *m;
     const char **names;   /* optional display names by node id */
     int n_names;
+    int *budget;          /* nodes one equation may still print, or NULL (unbounded) */
 } Printer;
+
+/* Equations print as trees, so a DAG whose subexpressions are shared many
+ * times over (deep unrolled models) would print exponentially long: past
+ * this many nodes an equation ends in "…". */
+enum { EQUATION_NODE_BUDGET = 4000 };
+
+/* Starts an equation's budget. */
+static void begin_equation(const Printer *pr)
+{
+    if (pr->budget)
+        *pr->budget = EQUATION_NODE_BUDGET;
+}
 
 enum { PREC_ADD = 1, PREC_MUL = 2, PREC_UNARY = 3, PREC_ATOM = 4 };
 
@@ -130,6 +143,11 @@ static void print_binary(const Printer *pr, NodeId id, int prec)
 
 static void print_expr(const Printer *pr, NodeId id, int prec, bool top)
 {
+    if (pr->budget && --*pr->budget < 0) {
+        if (*pr->budget == -1)
+            fputs("…", pr->out);
+        return;
+    }
     const Node *n = node_at(pr, id);
     if (!top && pr->names && id < pr->n_names && pr->names[id]) {
         fputs(pr->names[id], pr->out);
@@ -206,7 +224,7 @@ static void print_expr(const Printer *pr, NodeId id, int prec, bool top)
 
 void ir_print_node_expr(FILE *out, const Model *m, NodeId id)
 {
-    Printer pr = {out, m, NULL, 0};
+    Printer pr = {out, m, NULL, 0, NULL};
     print_expr(&pr, id, 0, true);
 }
 
@@ -258,6 +276,7 @@ static void print_phases(const Printer *pr, const Program *p)
         fprintf(pr->out, "phase %s:\n", phase_names[ph]);
         for (int i = 0; i < phase->n_assigns; i++) {
             fprintf(pr->out, "  %s ← ", p->model->buffers[phase->assigns[i].dst].name);
+            begin_equation(pr);
             print_expr(pr, phase->assigns[i].src, 0, true);
             fputc('\n', pr->out);
         }
@@ -279,7 +298,8 @@ void ir_print_program(FILE *out, const Program *p)
 {
     int n;
     const char **names = derived_names(p, &n);
-    Printer pr = {out, p->model, names, n};
+    int budget;
+    Printer pr = {out, p->model, names, n, &budget};
     fprintf(out, "# %s derived by rule %s (%s)\n", p->model->name, ir_rule_name(p->rule.kind),
             p->relaxes ? (p->learn_each_step ? "relaxation, learning at every step" : "relaxation, then learning")
                        : "one sweep");
@@ -295,6 +315,7 @@ static void print_equation_list(const Printer *pr, const Program *p, PhaseId ph,
         const Buffer *b = &p->model->buffers[phase->assigns[i].dst];
         const char *name = b->tensor >= 0 ? p->model->tensors[b->tensor].name : b->name;
         fprintf(pr->out, "  %s%s%s = ", fmt_prefix, name, fmt_suffix);
+        begin_equation(pr);
         print_expr(pr, phase->assigns[i].src, 0, true);
         fputc('\n', pr->out);
     }
@@ -304,7 +325,8 @@ void ir_print_explain(FILE *out, const Program *p)
 {
     int n;
     const char **names = derived_names(p, &n);
-    Printer pr = {out, p->model, names, n};
+    int budget;
+    Printer pr = {out, p->model, names, n, &budget};
     const Model *m = p->model;
     static const char *rule_titles[] = {
         "standard predictive coding: predictions recomputed at every step",
@@ -339,10 +361,12 @@ void ir_print_explain(FILE *out, const Program *p)
     for (int t = 0; t < m->n_tensors; t++)
         if (p->error_nodes[t] != NO_NODE) {
             fprintf(out, "  ε_%s = ", m->tensors[t].name);
+            begin_equation(&pr);
             print_expr(&pr, p->error_nodes[t], 0, true);
             fputc('\n', out);
         }
     fprintf(out, "\nenergy per sample:\n  F = ");
+    begin_equation(&pr);
     print_expr(&pr, p->phases[PHASE_ENERGY].assigns[0].src, 0, true);
     fputc('\n', out);
     if (p->phases[PHASE_VALUE_GRAD].n_assigns) {
@@ -361,6 +385,7 @@ void ir_print_explain(FILE *out, const Program *p)
             if (b->kind != BUF_VALUE)
                 continue;
             fprintf(out, "  %s = ", b->name);
+            begin_equation(&pr);
             print_expr(&pr, init->assigns[i].src, 0, true);
             fputc('\n', out);
         }

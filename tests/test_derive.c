@@ -186,23 +186,24 @@ static void test_scalar_graph_reference_values(void **state)
     kit_free(&bp);
 }
 
-/* The closed-form fpa solve reproduces the Euler loop exactly (values,
- * errors, gradients) on random DAGs with mixed path lengths, for step
- * sizes inside and outside (0, 1] and several step counts. */
-static void test_fpa_solve_equals_iteration(void **state)
+/* A rule's closed-form solve reproduces its Jacobi Euler loop exactly
+ * (values, errors, gradients) on random DAGs with mixed path lengths, for
+ * step sizes inside and outside (0, 1] and several step counts. */
+static void expect_solve_equals_iteration(RuleKind rule, uint64_t dag_seed)
 {
     static const double etas[] = {0.1, 0.5, 1.0, 1.3};
     static const int steps[] = {0, 1, 7, 20};
     for (uint64_t seed = 1; seed <= 12; seed++) {
         char text[16384];
         int n;
-        kit_random_dag(text, sizeof text, seed + 200, seed % 2 == 0, &n);
+        kit_random_dag(text, sizeof text, seed + dag_seed, seed % 2 == 0, &n);
         Kit loop, closed;
         kit_compile(&loop, text);
         kit_compile(&closed, text);
-        kit_session(&loop, RULE_FPA, 2, true);
-        kit_session(&closed, RULE_FPA, 2, true);
+        kit_session(&loop, rule, 2, true);
+        kit_session(&closed, rule, 2, true);
         assert_true(closed.s->program->solve_coeff_buf >= 0);
+        assert_int_equal(closed.s->program->solve_transient, rule == RULE_AR);
         loop.s->solve_enabled = false;
         bind_random_data(&loop, seed);
         bind_random_data(&closed, seed);
@@ -216,6 +217,11 @@ static void test_fpa_solve_equals_iteration(void **state)
         kit_free(&closed);
     }
 }
+
+/* fpa: the binomial-tail drive; ar: the drive plus the decaying start. */
+static void test_fpa_solve_equals_iteration(void **state) { expect_solve_equals_iteration(RULE_FPA, 200); }
+
+static void test_ar_solve_equals_iteration(void **state) { expect_solve_equals_iteration(RULE_AR, 300); }
 
 static double distance_to(Kit *k, const double *ref, int64_t n, const char *name)
 {
@@ -329,34 +335,6 @@ static void open_rule(Kit *k, const char *text, RuleSpec rule)
     kit_compile(k, text);
     k->c.model->train.rule = rule;
     kit_session(k, rule.kind, 2, true);
-}
-
-/* ar's closed form (fpa's drive plus the decaying start) reproduces its
- * Jacobi Euler loop: values, errors and gradients. */
-static void test_ar_solve_equals_iteration(void **state)
-{
-    static const double etas[] = {0.1, 0.5, 1.0, 1.3};
-    static const int steps[] = {0, 1, 7, 20};
-    for (uint64_t seed = 1; seed <= 12; seed++) {
-        char text[16384];
-        int n;
-        kit_random_dag(text, sizeof text, seed + 300, seed % 2 == 0, &n);
-        Kit loop, closed;
-        open_rule(&loop, text, (RuleSpec){.kind = RULE_AR});
-        open_rule(&closed, text, (RuleSpec){.kind = RULE_AR});
-        assert_true(closed.s->program->solve_coeff_buf >= 0 && closed.s->program->solve_transient);
-        loop.s->solve_enabled = false;
-        bind_random_data(&loop, seed);
-        bind_random_data(&closed, seed);
-        double eta = etas[seed % 4];
-        int count = steps[(seed / 4) % 4];
-        assert_true(session_relax(loop.s, count, eta, NULL) == count);
-        assert_true(session_relax(closed.s, count, eta, NULL) == count);
-        assert_true(session_param_grads(loop.s) && session_param_grads(closed.s));
-        expect_same_outputs(&loop, &closed, 1e-12);
-        kit_free(&loop);
-        kit_free(&closed);
-    }
 }
 
 /* At step size 1 and at least depth steps the start has left every node
