@@ -1,6 +1,6 @@
 /* kernels.c — structural kernels for compiled code (see kernels.h): shared
  * index helpers here, the typed bodies in kernels_impl.h, instantiated for
- * float and double. */
+ * float and double; the spatial ops are passed on to conv.c. */
 #include "kernels.h"
 
 #include <math.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../ir/ir.h"
+#include "conv.h"
 #include "gemm.h"
 
 typedef struct View {
@@ -78,26 +79,6 @@ static void strides_into(const FepKernelDesc *d, int i, const Space *space, int6
         stride *= dim;
     }
     st[0] = d->batched[i] ? stride : 0;
-}
-
-/* Rebuilds a small graph holding just this op, so the spatial reference
- * kernels (which read shapes from nodes) serve compiled code too. */
-static void spatial_eval_desc(const FepKernelDesc *d, const double *a, const double *b, double *out, int64_t batch)
-{
-    Arena arena = {0};
-    Graph g;
-    ir_graph_init(&g, &arena);
-    NodeId in[2];
-    for (int i = 0; i < d->n_in; i++) {
-        Shape s = ir_shape_make(d->rank[i], d->dims[i]);
-        in[i] = ir_load(&g, i, ir_shape_id(&g, &s), d->batched[i]);
-    }
-    Shape os = ir_shape_make(d->rank[2], d->dims[2]);
-    Attr attr = {.ints = {d->attr[0], d->attr[1], d->attr[2]}};
-    NodeId id = ir_intern(&g, (Op)d->op, d->n_in, in, ir_shape_id(&g, &os), d->batched[2], &attr, (Span){0});
-    const double *ins[2] = {a, b};
-    ir_spatial_eval(&g, id, ins, out, (int)batch);
-    arena_free(&arena);
 }
 
 #define T float

@@ -129,25 +129,6 @@ static void FN(axis0)(const FepKernelDesc *d, const T *a, const T *b, T *out, in
     }
 }
 
-/* Spatial ops go through the reference kernels in double: they are small
- * in the models that use them, and this keeps one implementation. */
-static void FN(spatial)(const FepKernelDesc *d, const T *a, const T *b, T *out, int64_t batch)
-{
-    int64_t na = desc_len(d, 0, batch), nb = d->n_in > 1 ? desc_len(d, 1, batch) : 0, no = desc_len(d, 2, batch);
-    double *da = xmalloc(sizeof *da * (size_t)(na + 1)), *db = xmalloc(sizeof *db * (size_t)(nb + 1));
-    double *dout = xcalloc((size_t)no + 1, sizeof *dout);
-    for (int64_t i = 0; i < na; i++)
-        da[i] = a[i];
-    for (int64_t i = 0; i < nb; i++)
-        db[i] = b[i];
-    spatial_eval_desc(d, da, db, dout, batch);
-    for (int64_t i = 0; i < no; i++)
-        out[i] = (T)dout[i];
-    free(da);
-    free(db);
-    free(dout);
-}
-
 void CAT(fep_kernel_, SFX)(const FepKernelDesc *d, const T *a, const T *b, T *out, int64_t batch)
 {
     switch ((Op)d->op) {
@@ -159,7 +140,7 @@ void CAT(fep_kernel_, SFX)(const FepKernelDesc *d, const T *a, const T *b, T *ou
     case OP_TRANSPOSE: FN(transpose)(d, a, out, batch); return;
     case OP_RESHAPE: memcpy(out, a, sizeof(T) * (size_t)desc_len(d, 2, batch)); return;
     case OP_CONCAT: case OP_SLICE: case OP_UNSLICE: FN(axis0)(d, a, b, out, batch); return;
-    default: FN(spatial)(d, a, b, out, batch); return;
+    default: CAT(fep_spatial_, SFX)(FEP_CONV_AUTO, d, a, b, out, batch); return;   /* conv.c */
     }
 }
 
