@@ -1,12 +1,15 @@
 /* csv.c — numeric CSV tables: a header row of column names, then rows of
- * finite numbers.  Used for time series (`fepc filter --data S.csv`) and the
- * training log.  Fields may be quoted ("a,b" with "" for a quote, newlines
- * allowed inside quotes); lines end in '\n' or "\r\n".
+ * finite numbers.  Used for `--bind NODE=file.csv` data, time series
+ * (`fepc filter --data S.csv`) and the training log.  Fields may be quoted
+ * ("a,b" with "" for a quote, newlines allowed inside quotes); lines end in
+ * '\n' or "\r\n".
  *
- * The whole file (at most TENSORIO_MAX_CSV_BYTES) is read into memory, then
- * split one record at a time into a reusable CsvRecord.  Every error names
- * FILE:LINE (the line where the record starts) and, for a cell, its column.
- * Trailing blank lines are ignored; blank lines inside the table are errors. */
+ * The record reader (csv_reader, csv_read_record) splits text one record at a
+ * time into a reusable CsvRecord; `fepc plot` reads its lenient tables with it
+ * too.  csv_load reads the whole file (at most TENSORIO_MAX_CSV_BYTES) into
+ * memory and parses records into numbers.  Every error names FILE:LINE (the
+ * line where the record starts) and, for a cell, its column.  Trailing blank
+ * lines are ignored; blank lines inside the table are errors. */
 #include "runtime/tensorio.h"
 #include "util/util.h"
 
@@ -15,22 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One split record: fields are NUL-terminated strings inside text. */
-typedef struct CsvRecord {
-    TioBuf text;
-    size_t *starts; int n_fields, cap_fields;
-    bool *quoted;
-    int line;
-} CsvRecord;
+/* ---- record reader ---- */
 
-typedef struct CsvReader {
-    const char *text; size_t len, pos;
-    int line;             /* 1-based line of text[pos] */
-    const char *path;
-    char *err; size_t errlen;
-} CsvReader;
+CsvReader csv_reader(const char *path, const char *text, size_t len, char *err, size_t errlen)
+{
+    return (CsvReader){.text = text, .len = len, .line = 1, .path = path, .err = err, .errlen = errlen};
+}
 
-static void free_record(CsvRecord *rec)
+void csv_record_free(CsvRecord *rec)
 {
     tio_buf_free(&rec->text);
     free(rec->starts);
@@ -48,7 +43,7 @@ static void begin_field(CsvRecord *rec, bool quoted)
     rec->quoted[rec->n_fields++] = quoted;
 }
 
-static const char *field(const CsvRecord *rec, int i)
+const char *csv_field(const CsvRecord *rec, int i)
 {
     return rec->text.data + rec->starts[i];
 }
@@ -112,8 +107,7 @@ static bool only_blank_lines_left(const CsvReader *rd)
     return true;
 }
 
-/* Splits the next record: 1 = a record, 0 = end of input, -1 = error. */
-static int read_record(CsvReader *rd, CsvRecord *rec)
+int csv_read_record(CsvReader *rd, CsvRecord *rec)
 {
     if (only_blank_lines_left(rd))
         return 0;
@@ -139,15 +133,10 @@ static int read_record(CsvReader *rd, CsvRecord *rec)
         rd->line++;
         break;
     }
-    if (rec->n_fields == 1 && !rec->quoted[0] && field(rec, 0)[0] == '\0') {
-        csv_fail(rd, rec->line, "blank line inside the table");
-        return -1;
-    }
     return 1;
 }
 
-/* Copies s without leading/trailing spaces and tabs. */
-static char *trimmed_copy(const char *s)
+char *csv_trimmed(const char *s)
 {
     while (*s == ' ' || *s == '\t')
         s++;
@@ -158,6 +147,19 @@ static char *trimmed_copy(const char *s)
     memcpy(out, s, n);
     out[n] = '\0';
     return out;
+}
+
+/* ---- csv_load ---- */
+
+/* The next record of a table, where a blank line is an error. */
+static int next_table_record(CsvReader *rd, CsvRecord *rec)
+{
+    int more = csv_read_record(rd, rec);
+    if (more == 1 && rec->n_fields == 1 && !rec->quoted[0] && csv_field(rec, 0)[0] == '\0') {
+        csv_fail(rd, rec->line, "blank line inside the table");
+        return -1;
+    }
+    return more;
 }
 
 static int cmp_str_ptr(const void *a, const void *b)
@@ -171,7 +173,7 @@ static bool take_header(CsvReader *rd, const CsvRecord *rec, CsvTable *out)
     out->columns = xcalloc((size_t)rec->n_fields, sizeof *out->columns);
     out->n_columns = rec->n_fields;
     for (int i = 0; i < rec->n_fields; i++) {
-        out->columns[i] = rec->quoted[i] ? xstrdup(field(rec, i)) : trimmed_copy(field(rec, i));
+        out->columns[i] = rec->quoted[i] ? xstrdup(csv_field(rec, i)) : csv_trimmed(csv_field(rec, i));
         if (!out->columns[i][0]) {
             char msg[64];
             snprintf(msg, sizeof msg, "column %d of the header has an empty name", i + 1);
@@ -196,7 +198,7 @@ static bool take_header(CsvReader *rd, const CsvRecord *rec, CsvTable *out)
 static bool parse_cell(CsvReader *rd, const CsvTable *t, int line, int col, const char *cell, double *out)
 {
     char shown[TIO_NAME_SHOW], cell_shown[TIO_NAME_SHOW], msg[240];
-    char *s = trimmed_copy(cell), *end;
+    char *s = csv_trimmed(cell), *end;
     errno = 0;
     double v = strtod(s, &end);
     bool ok = s[0] && *end == '\0' && !strpbrk(s, "xX") && isfinite(v);
@@ -229,7 +231,7 @@ static bool take_row(CsvReader *rd, const CsvRecord *rec, CsvTable *t, int64_t *
     }
     double *row = t->values + t->n_rows * t->n_columns;
     for (int i = 0; i < t->n_columns; i++)
-        if (!parse_cell(rd, t, rec->line, i, field(rec, i), &row[i]))
+        if (!parse_cell(rd, t, rec->line, i, csv_field(rec, i), &row[i]))
             return false;
     t->n_rows++;
     return true;
@@ -280,18 +282,18 @@ bool csv_load(const char *path, CsvTable *out, char *err, size_t errlen)
     char *text = read_capped(path, &len, err, errlen);
     if (!text)
         return false;
-    CsvReader rd = {.text = text, .len = len, .line = 1, .path = path, .err = err, .errlen = errlen};
+    CsvReader rd = csv_reader(path, text, len, err, errlen);
     CsvRecord rec = {0};
     int64_t cap_rows = 0;
-    int more = read_record(&rd, &rec);
+    int more = next_table_record(&rd, &rec);
     bool ok = more == 1;
     if (more == 0)
         csv_fail(&rd, 1, "empty file (no header row)");
     ok = ok && take_header(&rd, &rec, out);
-    while (ok && (more = read_record(&rd, &rec)) == 1)
+    while (ok && (more = next_table_record(&rd, &rec)) == 1)
         ok = take_row(&rd, &rec, out, &cap_rows);
     ok = ok && more == 0;
-    free_record(&rec);
+    csv_record_free(&rec);
     free(text);
     if (!ok)
         csv_free(out);

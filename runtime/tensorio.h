@@ -196,6 +196,38 @@ bool csv_load(const char *path, CsvTable *out, char *err, size_t errlen);
 void csv_free(CsvTable *t);
 /* Index of the column named `name`, or -1. */
 int csv_column(const CsvTable *t, const char *name);
+
+/* The record reader under csv_load, shared with `fepc plot`'s lenient table
+ * reader.  It splits text[0..len) into records of fields.  ',' separates
+ * fields; '\n' or "\r\n" ends a record.  A field whose first byte after spaces
+ * and tabs is '"' is quoted: "" stands for a quote, ',' and line breaks are
+ * content, and only spaces or tabs may follow the closing quote.  Other fields
+ * are kept as written, including edge spaces.  Input ends where only line
+ * breaks remain.  Any other blank line is a record of one empty unquoted
+ * field, which the caller rejects or skips.  Errors, written to rd->err as
+ * "PATH:LINE: ...", are a NUL byte, an unterminated quote (LINE of the
+ * opening quote) and a character after a closing quote. */
+typedef struct CsvReader {
+    const char *text; size_t len, pos;   /* borrowed, not copied */
+    int line;                            /* 1-based line of text[pos] */
+    const char *path;                    /* for messages */
+    char *err; size_t errlen;
+} CsvReader;
+typedef struct CsvRecord {
+    TioBuf text;                         /* the fields, each NUL-terminated */
+    size_t *starts; bool *quoted; int n_fields, cap_fields;
+    int line;                            /* 1-based line where the record starts */
+} CsvRecord;
+CsvReader csv_reader(const char *path, const char *text, size_t len, char *err, size_t errlen);
+/* Reads the next record into *rec, which is zeroed before the first call
+ * and reused after it.  Returns 1 for a record, 0 at the end of input and
+ * -1 on an error. */
+int csv_read_record(CsvReader *rd, CsvRecord *rec);
+const char *csv_field(const CsvRecord *rec, int i);
+void csv_record_free(CsvRecord *rec);
+/* A malloc'd copy of a field without leading/trailing spaces and tabs. */
+char *csv_trimmed(const char *s);
+
 /* Writes a table atomically; numbers as %.9g, NaN as an empty cell (e.g. an
  * accuracy column that does not apply); infinities are an error.  Names
  * containing ',', '"', CR/LF or edge spaces are quoted. */

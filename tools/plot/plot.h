@@ -128,7 +128,8 @@ typedef struct PlotTable {
 
 /* Reads a header row and rows of numbers.  Empty, "nan" and infinite cells
  * are missing; a non-numeric cell only makes its column unusable (reported
- * by table_column).  False on an unreadable file, ragged rows or an empty file. */
+ * by table_column).  False on an unreadable file, a record csv_read_record
+ * rejects, ragged rows or an empty file. */
 bool table_load(const char *path, PlotTable *out, char *err, size_t errlen);
 void table_free(PlotTable *t);
 /* The index of a usable column; -1 with "FILE: no column 'NAME' (columns: ...)"

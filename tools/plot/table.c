@@ -4,9 +4,10 @@
  * (val_accuracy between evaluations), and tables with text columns nobody
  * asked for.
  *
- * Format: a header row of names, then rows with as many fields; fields may
- * be "quoted" ("" for a quote); blank lines are skipped anywhere; '\n' or
- * "\r\n" ends a line.  Cells: empty, "nan" and infinities are missing
+ * Format: a header row of names, then rows with as many fields, split by
+ * runtime/csv.c's record reader (csv_read_record: "quoted" fields with ""
+ * for a quote, '\n' or "\r\n" ends a line); blank lines, even of spaces,
+ * are skipped anywhere.  Cells: empty, "nan" and infinities are missing
  * (NaN); a non-numeric cell makes only its own column unusable, and the
  * error is raised when that column is selected (table_column). */
 #include "plot.h"
@@ -17,133 +18,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One record split into NUL-terminated fields inside buf. */
-typedef struct Record {
-    char *buf; size_t len, cap;
-    size_t *starts; int n_fields, cap_fields;
-    int line;
-} Record;
-
-typedef struct Cursor {
-    const char *text; size_t len, pos;
-    int line;
-} Cursor;
-
-static void put_char(Record *rec, char c)
+/* A line holding only spaces, tabs and CRs: one unquoted blank field. */
+static bool is_blank_line(const CsvRecord *rec)
 {
-    if (rec->len == rec->cap) {
-        rec->cap = rec->cap ? 2 * rec->cap : 256;
-        rec->buf = xrealloc(rec->buf, rec->cap);
-    }
-    rec->buf[rec->len++] = c;
+    const char *s = csv_field(rec, 0);
+    return rec->n_fields == 1 && !rec->quoted[0] && s[strspn(s, " \t\r")] == '\0';
 }
 
-static void begin_field(Record *rec)
+/* The next record that is not a blank line: 1, 0 at the end, -1 on an error. */
+static int next_record(CsvReader *rd, CsvRecord *rec)
 {
-    if (rec->n_fields == rec->cap_fields) {
-        rec->cap_fields = rec->cap_fields ? 2 * rec->cap_fields : 16;
-        rec->starts = xrealloc(rec->starts, (size_t)rec->cap_fields * sizeof *rec->starts);
-    }
-    rec->starts[rec->n_fields++] = rec->len;
-}
-
-static const char *field(const Record *rec, int i)
-{
-    return rec->buf + rec->starts[i];
-}
-
-static bool at_line_end(const Cursor *cur)
-{
-    return cur->pos >= cur->len || cur->text[cur->pos] == '\n' ||
-           (cur->text[cur->pos] == '\r' && (cur->pos + 1 >= cur->len || cur->text[cur->pos + 1] == '\n'));
-}
-
-/* Skips lines holding only spaces, tabs and a line break. */
-static void skip_blank_lines(Cursor *cur)
-{
-    for (;;) {
-        size_t p = cur->pos;
-        while (p < cur->len && (cur->text[p] == ' ' || cur->text[p] == '\t' || cur->text[p] == '\r'))
-            p++;
-        if (p >= cur->len) {
-            cur->pos = p;
-            return;
-        }
-        if (cur->text[p] != '\n')
-            return;
-        cur->pos = p + 1;
-        cur->line++;
-    }
-}
-
-/* A quoted field's body, cursor just past the opening quote; false if unterminated. */
-static bool read_quoted(Cursor *cur, Record *rec)
-{
-    for (;;) {
-        if (cur->pos >= cur->len)
-            return false;
-        char c = cur->text[cur->pos++];
-        if (c == '"') {
-            if (cur->pos >= cur->len || cur->text[cur->pos] != '"')
-                return true;
-            cur->pos++;
-        }
-        cur->line += c == '\n';
-        put_char(rec, c);
-    }
-}
-
-/* Splits the next record: 1 = one read, 0 = end of input, -1 = an unterminated quote. */
-static int read_record(Cursor *cur, Record *rec)
-{
-    skip_blank_lines(cur);
-    if (cur->pos >= cur->len)
-        return 0;
-    rec->len = 0;
-    rec->n_fields = 0;
-    rec->line = cur->line;
-    for (;;) {
-        begin_field(rec);
-        size_t p = cur->pos;
-        while (p < cur->len && (cur->text[p] == ' ' || cur->text[p] == '\t'))
-            p++;
-        if (p < cur->len && cur->text[p] == '"') {
-            cur->pos = p + 1;
-            if (!read_quoted(cur, rec))
-                return -1;
-        }
-        while (!at_line_end(cur) && cur->text[cur->pos] != ',')
-            put_char(rec, cur->text[cur->pos++]);
-        put_char(rec, '\0');
-        if (cur->pos < cur->len && cur->text[cur->pos] == ',') {
-            cur->pos++;
-            continue;
-        }
-        cur->pos += cur->pos < cur->len && cur->text[cur->pos] == '\r';
-        cur->pos += cur->pos < cur->len;    /* the '\n' */
-        cur->line++;
-        return 1;
-    }
-}
-
-/* Copies s without leading and trailing spaces and tabs. */
-static char *trimmed(const char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    char *out = xmalloc(n + 1);
-    memcpy(out, s, n);
-    out[n] = '\0';
-    return out;
+    int more;
+    while ((more = csv_read_record(rd, rec)) == 1 && is_blank_line(rec))
+        continue;
+    return more;
 }
 
 /* One cell into *out (NaN when missing); false if it is not a number. */
 static bool parse_cell(const char *cell, double *out)
 {
-    char *s = trimmed(cell), *end;
+    char *s = csv_trimmed(cell), *end;
     double v = strtod(s, &end);
     bool ok = !s[0] || (*end == '\0' && !strpbrk(s, "xX"));
     *out = ok && s[0] && isfinite(v) ? v : NAN;
@@ -151,17 +45,17 @@ static bool parse_cell(const char *cell, double *out)
     return ok;
 }
 
-static void take_header(PlotTable *t, const Record *rec)
+static void take_header(PlotTable *t, const CsvRecord *rec)
 {
     t->t.n_columns = rec->n_fields;
     t->t.columns = xcalloc((size_t)rec->n_fields, sizeof *t->t.columns);
     t->bad_lines = xcalloc((size_t)rec->n_fields, sizeof *t->bad_lines);
     t->bad_cells = xcalloc((size_t)rec->n_fields, sizeof *t->bad_cells);
     for (int i = 0; i < rec->n_fields; i++)
-        t->t.columns[i] = trimmed(field(rec, i));
+        t->t.columns[i] = csv_trimmed(csv_field(rec, i));
 }
 
-static bool take_row(PlotTable *t, const Record *rec, int64_t *cap_rows, char *err, size_t errlen)
+static bool take_row(PlotTable *t, const CsvRecord *rec, int64_t *cap_rows, char *err, size_t errlen)
 {
     int n = t->t.n_columns;
     if (rec->n_fields != n) {
@@ -176,9 +70,9 @@ static bool take_row(PlotTable *t, const Record *rec, int64_t *cap_rows, char *e
     t->row_lines[t->t.n_rows] = rec->line;
     double *row = t->t.values + t->t.n_rows * n;
     for (int i = 0; i < n; i++)
-        if (!parse_cell(field(rec, i), &row[i]) && !t->bad_lines[i]) {
+        if (!parse_cell(csv_field(rec, i), &row[i]) && !t->bad_lines[i]) {
             t->bad_lines[i] = rec->line;
-            t->bad_cells[i] = trimmed(field(rec, i));
+            t->bad_cells[i] = csv_trimmed(csv_field(rec, i));
         }
     t->t.n_rows++;
     return true;
@@ -194,23 +88,19 @@ bool table_load(const char *path, PlotTable *out, char *err, size_t errlen)
         tio_error(err, errlen, "%s: %s", path, strerror(errno));
         return false;
     }
-    Cursor cur = {.text = text, .len = len, .line = 1};
-    Record rec = {0};
+    CsvReader rd = csv_reader(path, text, len, err, errlen);
+    CsvRecord rec = {0};
     int64_t cap_rows = 0;
-    int more = read_record(&cur, &rec);
+    int more = next_record(&rd, &rec);
     bool ok = more == 1;
     if (more == 0)
         tio_error(err, errlen, "%s: empty file (no header row)", path);
     if (ok)
         take_header(out, &rec);
-    while (ok && (more = read_record(&cur, &rec)) == 1)
+    while (ok && (more = next_record(&rd, &rec)) == 1)
         ok = take_row(out, &rec, &cap_rows, err, errlen);
-    if (more < 0) {
-        tio_error(err, errlen, "%s:%d: unterminated quoted field", path, rec.line);
-        ok = false;
-    }
-    free(rec.buf);
-    free(rec.starts);
+    ok = ok && more == 0;
+    csv_record_free(&rec);
     free(text);
     if (!ok)
         table_free(out);
