@@ -34,9 +34,12 @@ static inline void FN(axpy_scatter)(int64_t n, T w, const T *y, int64_t stride, 
 
 /* ---- direct loops: for each tap (o, c, u, v), whole output rows ---- */
 
-static void FN(conv_direct)(const ConvGeom *g, const T *x, const T *k, T *y)
+/* conv2d (to_input false: input rows → output rows, axpy) and its
+ * back_input (to_input true: output rows → input rows, axpy's transpose)
+ * walk the same taps; `to` is overwritten. */
+static void FN(taps_direct)(const ConvGeom *g, const T *from, const T *k, T *to, bool to_input)
 {
-    memset(y, 0, sizeof *y * (size_t)(g->o * g->ho * g->wo));
+    memset(to, 0, sizeof *to * (size_t)(to_input ? g->c * g->h * g->w : g->o * g->ho * g->wo));
     for (int64_t o = 0; o < g->o; o++)
         for (int64_t c = 0; c < g->c; c++)
             for (int64_t u = 0; u < g->kh; u++) {
@@ -44,26 +47,13 @@ static void FN(conv_direct)(const ConvGeom *g, const T *x, const T *k, T *y)
                 for (int64_t v = 0; v < g->kw; v++) {
                     Range rj = tap_range(g, v, false);
                     T w = k[((o * g->c + c) * g->kh + u) * g->kw + v];
-                    for (int64_t i = ri.lo; i < ri.hi; i++)
-                        FN(axpy)(rj.hi - rj.lo, w, x + in_at(g, c, i, u, rj.lo, v), g->stride,
-                                 y + (o * g->ho + i) * g->wo + rj.lo);
-                }
-            }
-}
-
-static void FN(back_input_direct)(const ConvGeom *g, const T *gy, const T *k, T *dx)
-{
-    memset(dx, 0, sizeof *dx * (size_t)(g->c * g->h * g->w));
-    for (int64_t o = 0; o < g->o; o++)
-        for (int64_t c = 0; c < g->c; c++)
-            for (int64_t u = 0; u < g->kh; u++) {
-                Range ri = tap_range(g, u, true);
-                for (int64_t v = 0; v < g->kw; v++) {
-                    Range rj = tap_range(g, v, false);
-                    T w = k[((o * g->c + c) * g->kh + u) * g->kw + v];
-                    for (int64_t i = ri.lo; i < ri.hi; i++)
-                        FN(axpy_scatter)(rj.hi - rj.lo, w, gy + (o * g->ho + i) * g->wo + rj.lo, g->stride,
-                                         dx + in_at(g, c, i, u, rj.lo, v));
+                    for (int64_t i = ri.lo; i < ri.hi; i++) {
+                        int64_t in = in_at(g, c, i, u, rj.lo, v), out = (o * g->ho + i) * g->wo + rj.lo;
+                        if (to_input)
+                            FN(axpy_scatter)(rj.hi - rj.lo, w, from + out, g->stride, to + in);
+                        else
+                            FN(axpy)(rj.hi - rj.lo, w, from + in, g->stride, to + out);
+                    }
                 }
             }
 }
@@ -168,11 +158,11 @@ static void FN(conv_sample)(Op op, bool im2col, const ConvGeom *g, const T *a, c
     if (op == OP_CONV2D && im2col)
         FN(conv_gemm)(g, a, b, out, scratch);
     else if (op == OP_CONV2D)
-        FN(conv_direct)(g, a, b, out);
+        FN(taps_direct)(g, a, b, out, false);
     else if (op == OP_CONV2D_BACK_INPUT && im2col)
         FN(back_input_gemm)(g, a, b, out, scratch);
     else if (op == OP_CONV2D_BACK_INPUT)
-        FN(back_input_direct)(g, a, b, out);
+        FN(taps_direct)(g, a, b, out, true);
     else if (im2col)
         FN(back_kernel_gemm)(g, a, b, out, scratch);
     else
