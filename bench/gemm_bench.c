@@ -19,8 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_clock.h"
 #include "runtime/gemm.h"
 
 typedef struct Shape {
@@ -52,25 +52,6 @@ static const Shape shapes[] = {
 
 static FepGemmPath bench_path = FEP_GEMM_AUTO; /* --path; set once in main */
 static bool bench_double;                      /* --double: fep_dgemm against cblas_dgemm */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Clock estimate: a chain of n dependent integer multiplies, 3 cycles each on
  * every x86-64 core since Sandy Bridge (a chain of immediate adds would not
