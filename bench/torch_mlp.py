@@ -15,12 +15,16 @@ Prints one line per epoch: epoch, test accuracy, seconds of training.
 """
 import argparse
 import gzip
-import json
+import os
 import struct
+import sys
 import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "repro"))
+from common import read_safetensors  # noqa: E402
 
 DATA = "/usr/share/datasets/fashion-mnist"
 
@@ -39,19 +43,10 @@ def load(split):
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        arr = np.frombuffer(data[8 + n + b:8 + n + e], np.float32).reshape(info["shape"])
-        out[name] = torch.tensor(arr.copy(), requires_grad=True)
-    return out
+def read_params(path):
+    """fepc's params file as float32 tensors that require gradients."""
+    return {name: torch.tensor(arr.astype(np.float32), requires_grad=True)
+            for name, arr in read_safetensors(path).items()}
 
 
 def forward(p, x):
@@ -118,7 +113,7 @@ def main():
     xte, yte = load("t10k")
     if args.limit:
         xtr, ytr = xtr[:args.limit], ytr[:args.limit]
-    p = read_safetensors(args.init)
+    p = read_params(args.init)
     opt = torch.optim.Adam(p.values(), lr=1e-3)
     for epoch in range(1, args.epochs + 1):
         order = torch.randperm(len(xtr))

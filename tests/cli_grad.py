@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """End-to-end test of `fepc grad` (SPEC §7), independent of fepc's own I/O:
-batches are written and outputs read with numpy and a few lines of
-safetensors parsing.
+batches are written and outputs read with numpy and the reproductions'
+Python safetensors reader and writer (scripts/repro/common.py).
 
 Checks: output keys and shapes; fpa at step size 1 equals bp (f64); class
 indices and one-hot labels give identical results; params files round-trip;
@@ -10,9 +10,7 @@ shapes) with exit status 1 and no output file left behind.
 
 usage: cli_grad.py FEPC SOURCE_DIR SOFTSIGN_SO
 """
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -21,7 +19,8 @@ import numpy as np
 
 WRAPPER = os.environ.get("FEPC_WRAPPER", "").split()    # e.g. valgrind (the valgrind label)
 FEPC, SRC, SOFTSIGN = sys.argv[1], sys.argv[2], sys.argv[3]
-DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
+sys.path.insert(0, os.path.join(SRC, "scripts", "repro"))
+from common import read_safetensors as read_st, write_safetensors as write_st  # noqa: E402
 failures = 0
 
 
@@ -30,33 +29,6 @@ def check(cond, what):
     if not cond:
         failures += 1
         print("FAIL:", what)
-
-
-def write_st(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
-        code = {np.dtype("float32"): "F32", np.dtype("float64"): "F64", np.dtype("int64"): "I64"}[arr.dtype]
-        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
-        blobs.append(arr.tobytes())
-        offset += arr.nbytes
-    text = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
-def read_st(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        out[name] = np.frombuffer(data[8 + n + b:8 + n + e], DTYPES[info["dtype"]]).reshape(info["shape"])
-    return out
 
 
 def fepc(*args):

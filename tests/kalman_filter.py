@@ -15,6 +15,8 @@ The body's acceleration integrates u, so its position reaches ~1e5 within
 800 steps; SGD on A at the model's lr 1e-5 then diverges (in a numpy twin
 too), and recovery of A from a random start (thesis Fig. 3.13, dt = 0.001)
 belongs to the model-zoo reproductions, not to this check of the filter.
+The body, the exact filter and the numpy PC twin are the reproduction's
+(scripts/repro/exp_kalman.py), so the test and the results use one copy.
 Prints the measured figures.  usage: kalman_filter.py FEPC SOURCE_DIR [ENGINE]
 """
 import os
@@ -28,9 +30,10 @@ WRAPPER = os.environ.get("FEPC_WRAPPER", "").split()    # e.g. valgrind (the val
 FEPC, SRC = sys.argv[1], sys.argv[2]
 ENGINE = sys.argv[3] if len(sys.argv) > 3 else "jit"
 MODEL = os.path.join(SRC, "models", "kalman.fep")
-A = np.array([[1, 0.1, 0.005], [0, 1, 0.1], [0, 0, 1.0]])
-B = np.array([[0], [0], [1.0]])
-C = np.array([[0.5, -1.2, 0.3], [1.1, 0.4, -0.7], [-0.2, 0.9, 1.3]])
+sys.path.insert(0, os.path.join(SRC, "scripts", "repro"))
+from exp_kalman import C_TRUE, kalman, kinematics, pc_twin, simulate, write_stream  # noqa: E402
+
+A = kinematics(0.1)   # models/kalman.fep's A (dt = 0.1); B and C are the model's too
 T = 800
 failures = 0
 
@@ -39,46 +42,6 @@ def check(cond, what):
     global failures
     print(("ok   " if cond else "FAIL ") + what)
     failures += 0 if cond else 1
-
-
-def simulate(rng):
-    s, xs, os_, us = np.zeros(3), [], [], []
-    for t in range(T):
-        u = np.array([np.exp(-0.01 * t)])
-        s = A @ s + B @ u + rng.normal(0, 1, 3)
-        xs.append(s)
-        os_.append(C @ s + rng.normal(0, 1, 3))
-        us.append(u)
-    return np.array(xs), np.array(os_), np.array(us)
-
-
-def kalman(os_, us):
-    s, P, out = np.zeros(3), np.zeros((3, 3)), []
-    for o, u in zip(os_, us):
-        s, P = A @ s + B @ u, A @ P @ A.T + np.eye(3)
-        K = P @ C.T @ np.linalg.inv(C @ P @ C.T + np.eye(3))
-        s, P = s + K @ (o - C @ s), (np.eye(3) - K @ C) @ P
-        out.append(s)
-    return np.array(out)
-
-
-def pc_twin(os_, us, steps=5, eta=0.1):
-    prev, out = np.zeros(3), []
-    for o, u in zip(os_, us):
-        pred = A @ prev + B @ u
-        s = pred.copy()
-        for _ in range(steps):
-            s = s - eta * ((s - pred) - C.T @ (o - C @ s))
-        out.append(s)
-        prev = s
-    return np.array(out)
-
-
-def write_csv(path, os_, us):
-    with open(path, "w") as f:
-        f.write("u,o[0],o[1],o[2]\n")
-        for o, u in zip(os_, us):
-            f.write("%.17g,%.17g,%.17g,%.17g\n" % (u[0], o[0], o[1], o[2]))
 
 
 def read_csv(path):
@@ -104,12 +67,12 @@ def rms(x):
 
 
 rng = np.random.default_rng(7)
-xs, os_, us = simulate(rng)
+xs, os_, us = simulate(rng, A, T)
 with tempfile.TemporaryDirectory() as tmp:
     csv = os.path.join(tmp, "stream.csv")
-    write_csv(csv, os_, us)
+    write_stream(csv, os_, us)
     est = fepc_filter(tmp, csv)
-    twin, kf = pc_twin(os_, us), kalman(os_, us)
+    twin, kf = pc_twin(A, C_TRUE, os_, us)[0], kalman(A, os_, us)
     check(rms(est - twin) <= 1e-4 * rms(twin), "fepc equals the numpy PC filter (gap %.2e)" % (rms(est - twin) / rms(twin)))
     gap = rms(est - kf) / rms(kf)
     check(gap <= 0.05, "PC tracks the exact Kalman filter: RMS gap %.5f of the signal (<= 0.05)" % gap)
@@ -119,7 +82,7 @@ with tempfile.TemporaryDirectory() as tmp:
     # steps (later the body's state reaches 1e5 and SGD at the model's lr
     # diverges — see the docstring).
     short = os.path.join(tmp, "short.csv")
-    write_csv(short, os_[:60], us[:60])
+    write_stream(short, os_[:60], us[:60])
     fixed = fepc_filter(tmp, short)
     learned = fepc_filter(tmp, short, "--learn")
     check(rms(learned - fixed) > 0, "--learn changes the estimates")
