@@ -107,6 +107,8 @@ typedef struct Buffer {
 /* ---- the model ---- */
 typedef enum Role { ROLE_PARAM, ROLE_CONST, ROLE_INPUT, ROLE_LATENT, ROLE_OBSERVED } Role;
 typedef enum DistKind { DIST_NONE, DIST_NORMAL, DIST_CATEGORICAL, DIST_BERNOULLI } DistKind;
+/* The relaxation that added a param (rule_params.c); NONE: declared in the model. */
+typedef enum RuleParam { RULE_PARAM_NONE, RULE_PARAM_FEEDBACK, RULE_PARAM_ERROR_WEIGHTS } RuleParam;
 typedef enum InitKind {
     INIT_ZEROS, INIT_VALUE, INIT_LITERAL, INIT_NORMAL, INIT_UNIFORM, INIT_XAVIER, INIT_KAIMING
 } InitKind;
@@ -134,7 +136,8 @@ typedef struct Tensor {
     bool prec_log_term;   /* precision depends on params or value nodes */
     const char *family;   /* "h" for h[3]; NULL otherwise */
     int family_index;
-    bool rule_made;       /* added by a relaxation (back.W, psi.h), not declared */
+    RuleParam rule_param; /* added by a relaxation (back.W, psi.v), or RULE_PARAM_NONE */
+    int serves;           /* rule-made params: the tensor they serve (W, v) */
 } Tensor;
 
 typedef struct Extern {
@@ -390,8 +393,11 @@ bool ir_add_rule_params(Diag *d, Model *m, RuleSpec rule);
 /* Tensors the model declares: rule-made params follow them, so a clamp set
  * (which never clamps a param) needs only this many entries. */
 int ir_declared_tensors(const Model *m);
-/* The rule-made parameter of `kind` ("back" or "psi") serving tensor t, or -1. */
-int ir_rule_param(const Model *m, const char *kind, int t);
+/* The rule-made parameter of `kind` serving tensor t, or -1. */
+int ir_rule_param(const Model *m, RuleParam kind, int t);
+/* "W1" for a rule-made param's name ("back.W1", "psi.W1"), else NULL;
+ * points into `name`. */
+const char *ir_rule_param_served(const char *name);
 
 /* ---- interp.c: the reference executor ---- */
 /* Buffer storage an executor runs against: data[b] holds buffer b as

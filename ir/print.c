@@ -419,10 +419,10 @@ void ir_print_summary(FILE *out, const Model *m)
             }
             fputc(')', out);
         }
-        if (tensor->rule_made)
+        if (tensor->rule_param != RULE_PARAM_NONE)
             fprintf(out, " (added by the rule: %s)",
-                    !strncmp(tensor->name, "back.", 5) ? "feedback matrix replacing the transpose in messages"
-                                                       : "error weights, error = psi v - mean");
+                    tensor->rule_param == RULE_PARAM_FEEDBACK ? "feedback matrix replacing the transpose in messages"
+                                                              : "error weights, error = psi v - mean");
         fputc('\n', out);
     }
     fprintf(out, "feedforward order:");

@@ -11,7 +11,7 @@
  *
  * Both kinds start as normal(0.05), independent of W (thesis §3.5.1).
  * They are ordinary params (saved, loaded, stepped by the optimizer when the
- * rule gives them a gradient) marked rule_made.  Adding is idempotent: a
+ * rule gives them a gradient) marked with the relaxation that made them.  Adding is idempotent: a
  * model keeps the params of every rule it has been set to, so sessions and
  * params files stay valid when the rule changes back. */
 #include "ir.h"
@@ -22,24 +22,37 @@
 int ir_declared_tensors(const Model *m)
 {
     int n = 0;
-    while (n < m->n_tensors && !m->tensors[n].rule_made)
+    while (n < m->n_tensors && m->tensors[n].rule_param == RULE_PARAM_NONE)
         n++;
     return n;
 }
 
-int ir_rule_param(const Model *m, const char *kind, int t)
+/* A rule-made param's name: prefix "." the served tensor's name. */
+static const char *const prefixes[] = {[RULE_PARAM_FEEDBACK] = "back", [RULE_PARAM_ERROR_WEIGHTS] = "psi"};
+
+int ir_rule_param(const Model *m, RuleParam kind, int t)
 {
     char name[512];
-    snprintf(name, sizeof name, "%s.%s", kind, m->tensors[t].name);
+    snprintf(name, sizeof name, "%s.%s", prefixes[kind], m->tensors[t].name);
     int found = ir_model_find_tensor(m, name);
-    return found >= 0 && m->tensors[found].rule_made ? found : -1;
+    return found >= 0 && m->tensors[found].rule_param == kind ? found : -1;
 }
 
-static void add_param(Model *m, const char *kind, int serves, int32_t shape)
+const char *ir_rule_param_served(const char *name)
+{
+    for (int k = RULE_PARAM_FEEDBACK; k <= RULE_PARAM_ERROR_WEIGHTS; k++) {
+        size_t n = strlen(prefixes[k]);
+        if (!strncmp(name, prefixes[k], n) && name[n] == '.' && name[n + 1])
+            return name + n + 1;
+    }
+    return NULL;
+}
+
+static void add_param(Model *m, RuleParam kind, int serves, int32_t shape)
 {
     if (ir_rule_param(m, kind, serves) >= 0)
         return;
-    const char *name = arena_printf(m->arena, "%s.%s", kind, m->tensors[serves].name);
+    const char *name = arena_printf(m->arena, "%s.%s", prefixes[kind], m->tensors[serves].name);
     m->tensors = arena_grow(m->arena, m->tensors, &m->cap_tensors, m->n_tensors, sizeof *m->tensors);
     int index = m->n_tensors++;
     Tensor *t = &m->tensors[index];
@@ -53,7 +66,8 @@ static void add_param(Model *m, const char *kind, int serves, int32_t shape)
     t->family_index = -1;
     t->init = (Init){.kind = INIT_NORMAL, .a = 0.05};
     t->has_init = true;
-    t->rule_made = true;
+    t->rule_param = kind;
+    t->serves = serves;
     t->buf = ir_model_buffer(m, BUF_PARAM, name, shape, false, index);
 }
 
@@ -79,10 +93,10 @@ static void add_feedback(Model *m, NodeId root)
             if (w->op != OP_LOAD)
                 continue;
             const Buffer *b = &m->buffers[m->g.attrs[w->attr].ints[0]];
-            if (b->kind != BUF_PARAM || b->tensor < 0 || m->tensors[b->tensor].rule_made)
+            if (b->kind != BUF_PARAM || b->tensor < 0 || m->tensors[b->tensor].rule_param != RULE_PARAM_NONE)
                 continue;
             if (ir_depends_on(m, n->in[1 - side], false, true))
-                add_param(m, "back", b->tensor, m->tensors[b->tensor].shape);
+                add_param(m, RULE_PARAM_FEEDBACK, b->tensor, m->tensors[b->tensor].shape);
         }
     }
     free(reached);
@@ -109,7 +123,7 @@ bool ir_add_rule_params(Diag *d, Model *m, RuleSpec rule)
             return false;
         }
         Shape square = {.rank = 2, .dims = {s->dims[0], s->dims[0]}};
-        add_param(m, "psi", t, ir_shape_id(&m->g, &square));
+        add_param(m, RULE_PARAM_ERROR_WEIGHTS, t, ir_shape_id(&m->g, &square));
     }
     return true;
 }

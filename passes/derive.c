@@ -304,13 +304,15 @@ static void sweep_both(Deriver *dv, const Seeds *s, NodeId mean, NodeId prec, No
 static int grad_source(Deriver *dv, int t)
 {
     const Tensor *tensor = &dv->m->tensors[t];
-    if (!tensor->rule_made)
-        return tensor->buf;
     RuleSpec r = dv->p->rule;
-    if (!strncmp(tensor->name, "back.", 5) && r.backward == BACKWARD_LEARNED)
-        return dv->m->tensors[ir_model_find_tensor(dv->m, tensor->name + 5)].buf;
-    if (!strncmp(tensor->name, "psi.", 4) && r.error_weights == ERROR_WEIGHTS_LEARNED)
+    switch (tensor->rule_param) {
+    case RULE_PARAM_NONE:
         return tensor->buf;
+    case RULE_PARAM_FEEDBACK:
+        return r.backward == BACKWARD_LEARNED ? dv->m->tensors[tensor->serves].buf : -1;
+    case RULE_PARAM_ERROR_WEIGHTS:
+        return r.error_weights == ERROR_WEIGHTS_LEARNED ? tensor->buf : -1;
+    }
     return -1;
 }
 
@@ -736,7 +738,7 @@ static int *feedback_map(Deriver *dv)
     for (int b = 0; b < dv->n_leaf; b++)
         map[b] = -1;
     for (int t = 0; t < m->n_tensors; t++) {
-        int back = m->tensors[t].role == ROLE_PARAM ? ir_rule_param(m, "back", t) : -1;
+        int back = m->tensors[t].role == ROLE_PARAM ? ir_rule_param(m, RULE_PARAM_FEEDBACK, t) : -1;
         if (back >= 0)
             map[m->tensors[t].buf] = m->tensors[back].buf;
     }
@@ -771,7 +773,7 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped_in)
     dv.psi = arena_alloc(m->arena, sizeof *dv.psi * (size_t)(m->n_tensors + 1));
     for (int t = 0; t < m->n_tensors; t++) {
         dv.error_node[t] = NO_NODE;
-        dv.psi[t] = rule.error_weights != ERROR_WEIGHTS_IDENTITY ? ir_rule_param(m, "psi", t) : -1;
+        dv.psi[t] = rule.error_weights != ERROR_WEIGHTS_IDENTITY ? ir_rule_param(m, RULE_PARAM_ERROR_WEIGHTS, t) : -1;
     }
     classify(&dv, clamped);
     dv.fwd_buf = arena_alloc(m->arena, sizeof *dv.fwd_buf * (size_t)(m->n_tensors + 1));

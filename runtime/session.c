@@ -93,7 +93,7 @@ static void init_params(Session *s, int from)
         Rng own;
         rng_seed(&own, s->cfg.seed * 0x9E3779B97F4A7C15ull + (uint64_t)t);
         if (tensor->has_init)
-            init_fill(&tensor->init, shape, tensor->rule_made ? &own : &rng, values);
+            init_fill(&tensor->init, shape, tensor->rule_param != RULE_PARAM_NONE ? &own : &rng, values);
         if (tensor->role == ROLE_PARAM || tensor->role == ROLE_CONST) {
             session_set(s, tensor->buf, values);
         } else {
@@ -241,9 +241,8 @@ static bool bind_param(Session *s, int t, const HostTensor *h, const char *sourc
  * by a run under a relaxed rule) that the current rule does not use. */
 static bool unused_rule_param(const Model *m, const char *name)
 {
-    const char *dot = strchr(name, '.');
-    bool kind = dot && ((dot - name == 4 && !strncmp(name, "back", 4)) || (dot - name == 3 && !strncmp(name, "psi", 3)));
-    return kind && ir_model_find_tensor(m, name) < 0 && ir_model_find_tensor(m, dot + 1) >= 0;
+    const char *served = ir_rule_param_served(name);
+    return served && ir_model_find_tensor(m, name) < 0 && ir_model_find_tensor(m, served) >= 0;
 }
 
 bool session_bind_params(Session *s, const TensorSet *set, const char *source, char *err, size_t errlen)
