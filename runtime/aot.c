@@ -157,4 +157,4 @@ static bool aot_run(void *ctx, const Program *p, PhaseId phase, Storage *st, cha
     return true;
 }
 
-Engine engine_aot(AotModule *a) { return (Engine){"aot", aot_prepare, aot_run, a}; }
+Engine engine_aot(AotModule *a) { return (Engine){"aot", aot_prepare, aot_run, a, NULL}; }

@@ -1,4 +1,4 @@
-/* gemm.c — the matrix products of gemm.h (BLIS/GotoBLAS design, one thread).
+/* gemm.c — the matrix products of gemm.h (BLIS/GotoBLAS design).
  *
  * A product is computed as C' = P·Q.  P (m×k) is the operand whose elements
  * are broadcast: read in place when its rows are contiguous, else packed into
@@ -12,10 +12,13 @@
  * vector wide.  A·Bᵀ with a narrow side (N = 10) runs as dot products, tiny
  * products as a plain loop.  The typed, per-ISA body is the second half of
  * this file, which includes itself six times (float/double × x86-64/AVX2/
- * AVX-512); the ISA is picked once, at the first call. */
+ * AVX-512); the ISA is picked once, at the first call.  AUTO products of
+ * at least 2·GEMM_PIECE_MNK multiply-adds are cut, by shape alone, into
+ * pieces along C's longer side that run on the caller's ambient team. */
 #ifndef GEMM_INSTANCE
 
 #include "runtime/gemm.h"
+#include "runtime/team.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +31,9 @@ enum {
     GEMM_INPLACE_Q_STRIPS = 8,    /* Q is read unpacked by at most this many strips of P ... */
     GEMM_INPLACE_Q_STRIDE = 4096, /* ... when its rows are at most this many bytes apart */
     GEMM_DOT_MIN_VECTORS = 16,    /* dot-product path: K at least this many vectors (the lane sums amortised) */
+    GEMM_PIECE_MNK = 1 << 21,     /* AUTO cuts products into pieces of at least this many multiply-adds ... */
+    GEMM_PIECE_ALIGN = 32,        /* ... whose widths are multiples of this (whole register tiles) ... */
+    GEMM_MAX_PIECES = 8,          /* ... and at most this many of them */
 };
 
 static inline int64_t min_i64(int64_t a, int64_t b)
@@ -239,11 +245,74 @@ static const GemmImpl *path_impl(FepGemmPath path)
     return &impls[path];
 }
 
+/* ---- large products in pieces, for the ambient team ---- */
+
+/* One product cut along the longer side of C into pieces of `width` rows
+ * (by_rows) or columns; each piece is an independent product writing its
+ * own part of C.  The cut depends on the shape alone, so the result is the
+ * same whichever threads run the pieces. */
+typedef struct Pieces {
+    const GemmImpl *impl;
+    bool dbl, by_rows;
+    int64_t M, N, K, lda, ldb, ldc, width;
+    const void *A, *B;
+    void *C;
+    bool ta, tb, accumulate;
+} Pieces;
+
+static int n_pieces(int64_t M, int64_t N, int64_t K, int64_t *width)
+{
+    int64_t side = M > N ? M : N;
+    int64_t n = min_i64(min_i64(GEMM_MAX_PIECES, M * N * K / GEMM_PIECE_MNK), ceil_div(side, GEMM_PIECE_ALIGN));
+    if (n < 2)
+        return 1;
+    *width = ceil_div(ceil_div(side, n), GEMM_PIECE_ALIGN) * GEMM_PIECE_ALIGN;
+    return (int)ceil_div(side, *width);
+}
+
+static void run_piece(void *arg, int i)
+{
+    const Pieces *p = arg;
+    int64_t at = i * p->width, side = p->by_rows ? p->M : p->N, len = min_i64(p->width, side - at);
+    size_t es = p->dbl ? sizeof(double) : sizeof(float);
+    const char *A = p->A, *B = p->B;
+    char *C = p->C;
+    int64_t M = p->M, N = p->N;
+    if (p->by_rows) {   /* rows i of C: rows of op(A) */
+        A += (size_t)(p->ta ? at : at * p->lda) * es;
+        C += (size_t)(at * p->ldc) * es;
+        M = len;
+    } else {            /* columns of C: columns of op(B) */
+        B += (size_t)(p->tb ? at * p->ldb : at) * es;
+        C += (size_t)at * es;
+        N = len;
+    }
+    if (p->dbl)
+        p->impl->dgemm(M, N, p->K, (const double *)A, p->lda, p->ta, (const double *)B, p->ldb, p->tb, (double *)C,
+                       p->ldc, p->accumulate);
+    else
+        p->impl->sgemm(M, N, p->K, (const float *)A, p->lda, p->ta, (const float *)B, p->ldb, p->tb, (float *)C,
+                       p->ldc, p->accumulate);
+}
+
+/* The blocked product, in pieces on the ambient team when it is large. */
+static void blocked(const GemmImpl *impl, bool dbl, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                    bool ta, const void *B, int64_t ldb, bool tb, void *C, int64_t ldc, bool accumulate)
+{
+    Pieces p = {impl, dbl, M > N, M, N, K, lda, ldb, ldc, 0, A, B, C, ta, tb, accumulate};
+    int n = n_pieces(M, N, K, &p.width);
+    if (n == 1)
+        p.width = p.by_rows ? M : N;
+    team_run(team_ambient(), n, run_piece, &p);
+}
+
 void fep_sgemm_path(FepGemmPath path, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta,
                     const float *B, int64_t ldb, bool tb, float *C, int64_t ldc, bool accumulate)
 {
     if (path == FEP_GEMM_DIRECT || (path == FEP_GEMM_AUTO && is_tiny(M, N, K)))
         direct_f32(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+    else if (path == FEP_GEMM_AUTO)
+        blocked(best_impl(), false, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
     else
         path_impl(path)->sgemm(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
 }
@@ -253,6 +322,8 @@ void fep_dgemm_path(FepGemmPath path, int64_t M, int64_t N, int64_t K, const dou
 {
     if (path == FEP_GEMM_DIRECT || (path == FEP_GEMM_AUTO && is_tiny(M, N, K)))
         direct_f64(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
+    else if (path == FEP_GEMM_AUTO)
+        blocked(best_impl(), true, M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
     else
         path_impl(path)->dgemm(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate);
 }

@@ -1,10 +1,13 @@
-/* gemm.h — single-threaded dense matrix products for the runtime, in float
+/* gemm.h — dense matrix products for the runtime, in float
  * and double: C = op(A)·op(B) (+ C), row-major, any sizes and strides.
  * Large products go through a packed, cache-blocked, register-tiled kernel
  * (BLIS/GotoBLAS style) compiled for AVX-512, AVX2+FMA and plain x86-64;
  * the best one the CPU supports is picked once, at first use.  Tiny
  * products (Kalman-sized) run a direct loop with no packing or allocation.
- * Thread-safe: no mutable global state besides a pthread_once choice. */
+ * Large products run in pieces on the calling thread's ambient team
+ * (team.h) when it has one; the pieces depend on the shape alone, so
+ * results never depend on the number of threads.  Thread-safe: no mutable
+ * global state besides a pthread_once choice. */
 #ifndef FEP_GEMM_H
 #define FEP_GEMM_H
 

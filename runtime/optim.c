@@ -1,14 +1,20 @@
 /* optim.c — parameter optimizers over a session's param and grad buffers.
  *
- * Gradients are ∂F/∂θ with F summed over the batch (SPEC §2).  State (the
- * moments) is kept in double whatever the session's dtype.  Gradient
- * clamping, when on, bounds each entry before the optimizer sees it (the
- * thesis clamps updates to ±50). */
+ * Gradients are ∂F/∂θ with F summed over the batch (SPEC §2).  The state
+ * (Adam's moments, SGD's momentum) has the session's element type and the
+ * arithmetic is done in it, as PyTorch does for its parameters; the update
+ * formulas are PyTorch's (Adam: θ −= (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ)
+ * + eps)).  Gradient clamping, when on, bounds each entry before the
+ * optimizer sees it (the thesis clamps updates to ±50).  Every element is
+ * updated on its own, so a step runs in chunks on the engine's team and the
+ * result does not depend on the thread count. */
 #include "runtime.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum { CHUNK = 16384 };   /* elements per task */
 
 /* True when the session's program writes buffer b in its gradient phase:
  * a param the rule does not learn (random feedback) has no such write. */
@@ -26,12 +32,15 @@ Optimizer *optim_new(const Session *s, const TrainConfig *cfg, double clip)
     const Model *m = s->model;
     Optimizer *o = xcalloc(1, sizeof *o);
     o->cfg = *cfg;
+    o->f64 = s->st.f64;
     o->clip = clip;
     o->lr_scale = 1;
     o->param_buf = xcalloc((size_t)m->n_tensors + 1, sizeof *o->param_buf);
     o->grad_buf = xcalloc((size_t)m->n_tensors + 1, sizeof *o->grad_buf);
+    o->len = xcalloc((size_t)m->n_tensors + 1, sizeof *o->len);
     o->m = xcalloc((size_t)m->n_tensors + 1, sizeof *o->m);
     o->v = xcalloc((size_t)m->n_tensors + 1, sizeof *o->v);
+    size_t elem = o->f64 ? sizeof(double) : sizeof(float);
     char name[300];
     for (int t = 0; t < m->n_tensors; t++) {
         if (m->tensors[t].role != ROLE_PARAM)
@@ -43,8 +52,9 @@ Optimizer *optim_new(const Session *s, const TrainConfig *cfg, double clip)
         int64_t n = session_buffer_len(s, m->tensors[t].buf);
         o->param_buf[o->n_params] = m->tensors[t].buf;
         o->grad_buf[o->n_params] = grad;
-        o->m[o->n_params] = xcalloc((size_t)n + 1, sizeof(double));
-        o->v[o->n_params] = xcalloc((size_t)n + 1, sizeof(double));
+        o->len[o->n_params] = n;
+        o->m[o->n_params] = xcalloc((size_t)n + 1, elem);
+        o->v[o->n_params] = xcalloc((size_t)n + 1, elem);
         o->n_params++;
     }
     return o;
@@ -60,61 +70,86 @@ void optim_free(Optimizer *o)
     }
     free(o->m);
     free(o->v);
+    free(o->len);
     free(o->param_buf);
     free(o->grad_buf);
     free(o);
 }
 
-/* The update of one entry: θ and its gradient g in double, the moments m
- * (or momentum) and v in place.  Returns the new θ. */
-static inline double update_one(const TrainConfig *c, double lr, double bias1, double bias2, double clip,
-                                double theta, double g, double *m, double *v)
-{
-    if (clip > 0)
-        g = g > clip ? clip : g < -clip ? -clip : g;
-    if (c->optimizer == OPT_SGD) {
-        g += c->weight_decay * theta;
-        *m = c->opt_momentum * *m + g;
-        double step = c->opt_momentum > 0 ? (c->nesterov ? g + c->opt_momentum * *m : *m) : g;
-        return theta - lr * step;
-    }
-    if (c->optimizer == OPT_ADAM)
-        g += c->weight_decay * theta;
-    *m = c->beta1 * *m + (1 - c->beta1) * g;
-    *v = c->beta2 * *v + (1 - c->beta2) * g * g;
-    if (c->optimizer == OPT_ADAMW)
-        theta -= lr * c->weight_decay * theta;
-    return theta - lr * (*m / bias1) / (sqrt(*v / bias2) + c->eps);
-}
-
-/* Adam / AdamW with the optimizer decision taken outside the loop, so the
- * loop is a straight vector update (one copy per storage type). */
-typedef struct AdamStep {
-    double lr, b1, b2, eps, bias1, bias2, clip;
-    double decay_in_grad;     /* Adam's L2 term, added to the gradient */
+/* The constants of one step, shared by every element. */
+typedef struct Rule {
+    bool sgd, nesterov;
+    double lr, momentum, clip;
+    double b1, b2, eps;
+    double step_size;         /* Adam: lr / (1 − β1ᵗ) */
+    double bias2_sqrt;        /* Adam: √(1 − β2ᵗ) */
+    double decay_in_grad;     /* SGD's and Adam's L2 term, added to the gradient */
     double decoupled;         /* AdamW's lr · weight decay, applied to θ */
-} AdamStep;
+} Rule;
 
-static inline double adam_one(const AdamStep *a, double th, double g, double *m, double *v)
+/* update_f32 / update_f64: n elements of θ from their gradients, the state
+ * m (moment or momentum) and v in place. */
+#define DEFINE_UPDATE(name, T)                                                                          \
+    static void name(const Rule *r, int64_t n, T *restrict theta, const T *restrict grad, T *restrict m, \
+                     T *restrict v)                                                                     \
+    {                                                                                                   \
+        const T lr = (T)r->lr, mom = (T)r->momentum, clip = (T)r->clip, l2 = (T)r->decay_in_grad;       \
+        const T b1 = (T)r->b1, b2 = (T)r->b2, eps = (T)r->eps, step = (T)r->step_size;                  \
+        const T bias2_sqrt = (T)r->bias2_sqrt, keep = (T)(1 - r->decoupled);                            \
+        const bool clipped = r->clip > 0, heavy = r->momentum > 0, nesterov = r->nesterov;              \
+        if (r->sgd) {                                                                                   \
+            for (int64_t i = 0; i < n; i++) {                                                           \
+                T g = clipped ? (grad[i] > clip ? clip : grad[i] < -clip ? -clip : grad[i]) : grad[i];  \
+                g += l2 * theta[i];                                                                     \
+                m[i] = mom * m[i] + g;                                                                  \
+                theta[i] -= lr * (heavy ? (nesterov ? g + mom * m[i] : m[i]) : g);                      \
+            }                                                                                           \
+            return;                                                                                     \
+        }                                                                                               \
+        for (int64_t i = 0; i < n; i++) {                                                               \
+            T g = clipped ? (grad[i] > clip ? clip : grad[i] < -clip ? -clip : grad[i]) : grad[i];      \
+            g += l2 * theta[i];                                                                         \
+            m[i] = b1 * m[i] + (1 - b1) * g;                                                            \
+            v[i] = b2 * v[i] + (1 - b2) * g * g;                                                        \
+            theta[i] = keep * theta[i] - step * m[i] / (sqrtf_or_sqrt(v[i]) / bias2_sqrt + eps);        \
+        }                                                                                               \
+    }
+
+#define sqrtf_or_sqrt(x) _Generic((x), float: sqrtf, default: sqrt)(x)
+DEFINE_UPDATE(update_f32, float)
+DEFINE_UPDATE(update_f64, double)
+#undef sqrtf_or_sqrt
+
+typedef struct StepWork {
+    const Optimizer *o;
+    Session *s;
+    Rule rule;
+} StepWork;
+
+static int chunks_of(int64_t len)
 {
-    g = a->clip > 0 ? (g > a->clip ? a->clip : g < -a->clip ? -a->clip : g) : g;
-    g += a->decay_in_grad * th;
-    *m = a->b1 * *m + (1 - a->b1) * g;
-    *v = a->b2 * *v + (1 - a->b2) * g * g;
-    th -= a->decoupled * th;
-    return th - a->lr * (*m / a->bias1) / (sqrt(*v / a->bias2) + a->eps);
+    return (int)((len + CHUNK - 1) / CHUNK);
 }
 
-static void adam_f32(const AdamStep *a, int64_t n, float *theta, const float *grad, double *m, double *v)
+/* Task k: the k-th chunk, counting each param's chunks in param order (a
+ * param's last chunk may be short; none straddles two params). */
+static void step_chunk(void *arg, int k)
 {
-    for (int64_t i = 0; i < n; i++)
-        theta[i] = (float)adam_one(a, theta[i], grad[i], &m[i], &v[i]);
-}
-
-static void adam_f64(const AdamStep *a, int64_t n, double *theta, const double *grad, double *m, double *v)
-{
-    for (int64_t i = 0; i < n; i++)
-        theta[i] = adam_one(a, theta[i], grad[i], &m[i], &v[i]);
+    const StepWork *w = arg;
+    const Optimizer *o = w->o;
+    int p = 0;
+    while (k >= chunks_of(o->len[p]))
+        k -= chunks_of(o->len[p++]);
+    int64_t first = (int64_t)k * CHUNK;
+    int64_t n = o->len[p] - first < CHUNK ? o->len[p] - first : CHUNK;
+    void *theta = w->s->st.data[o->param_buf[p]];
+    const void *grad = w->s->st.data[o->grad_buf[p]];
+    if (o->f64)
+        update_f64(&w->rule, n, (double *)theta + first, (const double *)grad + first, (double *)o->m[p] + first,
+                   (double *)o->v[p] + first);
+    else
+        update_f32(&w->rule, n, (float *)theta + first, (const float *)grad + first, (float *)o->m[p] + first,
+                   (float *)o->v[p] + first);
 }
 
 void optim_step(Optimizer *o, Session *s)
@@ -122,26 +157,16 @@ void optim_step(Optimizer *o, Session *s)
     const TrainConfig *c = &o->cfg;
     o->steps++;
     double lr = c->lr * o->lr_scale;
-    double bias1 = 1 - pow(c->beta1, (double)o->steps), bias2 = 1 - pow(c->beta2, (double)o->steps);
-    for (int p = 0; p < o->n_params; p++) {
-        int64_t n = session_buffer_len(s, o->param_buf[p]);
-        double *m = o->m[p], *v = o->v[p];
-        void *theta = s->st.data[o->param_buf[p]];
-        const void *g = s->st.data[o->grad_buf[p]];
-        /* In place in the session's own precision: no copies per step. */
-        AdamStep a = {lr, c->beta1, c->beta2, c->eps, bias1, bias2, o->clip,
-                      c->optimizer == OPT_ADAM ? c->weight_decay : 0, c->optimizer == OPT_ADAMW ? lr * c->weight_decay : 0};
-        if (c->optimizer != OPT_SGD && s->st.f64)
-            adam_f64(&a, n, theta, g, m, v);
-        else if (c->optimizer != OPT_SGD)
-            adam_f32(&a, n, theta, g, m, v);
-        else if (s->st.f64)
-            for (int64_t i = 0; i < n; i++)
-                ((double *)theta)[i] = update_one(c, lr, bias1, bias2, o->clip, ((double *)theta)[i],
-                                                  ((const double *)g)[i], &m[i], &v[i]);
-        else
-            for (int64_t i = 0; i < n; i++)
-                ((float *)theta)[i] = (float)update_one(c, lr, bias1, bias2, o->clip, ((float *)theta)[i],
-                                                        ((const float *)g)[i], &m[i], &v[i]);
+    StepWork w = {o, s, {.sgd = c->optimizer == OPT_SGD, .nesterov = c->nesterov, .lr = lr,
+                         .momentum = c->opt_momentum, .clip = o->clip, .b1 = c->beta1, .b2 = c->beta2, .eps = c->eps,
+                         .decay_in_grad = c->optimizer == OPT_ADAMW ? 0 : c->weight_decay,
+                         .decoupled = c->optimizer == OPT_ADAMW ? lr * c->weight_decay : 0}};
+    if (!w.rule.sgd) {
+        w.rule.step_size = lr / (1 - pow(c->beta1, (double)o->steps));
+        w.rule.bias2_sqrt = sqrt(1 - pow(c->beta2, (double)o->steps));
     }
+    int n_chunks = 0;
+    for (int p = 0; p < o->n_params; p++)
+        n_chunks += chunks_of(o->len[p]);
+    team_run(s->engine.team, n_chunks, step_chunk, &w);
 }

@@ -6,25 +6,28 @@
  * the phase writes (batch-summed parameter gradients, compiled code's
  * unbatched temporaries) get a private copy per block.  Partial sums are
  * then added in block order.  The blocks do not depend on the thread
- * count, so results are identical for any --threads. */
+ * count, so results are identical for any --threads.  A phase of a single
+ * block runs on the calling thread with the pool's team made ambient, so
+ * its large matrix products run in pieces on every thread (gemm.h). */
 #include "runtime.h"
 
 #include <cblas.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "team.h"
+
 enum { PARALLEL_BLOCK = 64 };   /* large enough that each block's products reuse the weights well */
 
 typedef struct Job {
+    const Pool *pool;
     const Program *p;
     PhaseId phase;
     Storage *st;
     int n_blocks;
     bool *written;        /* per buffer: unbatched and written by the phase */
     void ***private;      /* per block: its data pointers (private copies where written) */
-    atomic_int next;
     atomic_bool failed;
     char err[512];
 } Job;
@@ -39,16 +42,9 @@ typedef struct Scratch {
 
 typedef struct Pool {
     Engine inner;
-    int n_threads;
+    Team *team;
     Scratch *scratch;     /* max_blocks × max_buffers */
     int max_blocks, max_buffers;
-    pthread_t *workers;
-    pthread_mutex_t lock;
-    pthread_cond_t wake, done;
-    Job *job;
-    int generation;       /* bumped per job, so workers see each job once */
-    int busy;             /* workers still inside the current job */
-    bool quit;
 } Pool;
 
 static size_t elem(const Storage *st) { return st->f64 ? sizeof(double) : sizeof(float); }
@@ -59,44 +55,18 @@ static int64_t buffer_len(const Model *m, int b, int64_t batch)
     return ir_numel(ir_shape(&m->g, buf->shape)) * (buf->batched ? batch : 1);
 }
 
-/* Runs blocks until none are left; returns false when one failed. */
-static void run_blocks(Pool *pool, Job *job)
+/* One block, as a team task. */
+static void run_block(void *arg, int k)
 {
-    int64_t batch = job->st->batch;
-    for (;;) {
-        int k = atomic_fetch_add(&job->next, 1);
-        if (k >= job->n_blocks || atomic_load(&job->failed))
-            return;
-        int64_t b0 = (int64_t)k * PARALLEL_BLOCK, n = batch - b0 < PARALLEL_BLOCK ? batch - b0 : PARALLEL_BLOCK;
-        Storage view = {.batch = (int)n, .f64 = job->st->f64, .data = job->private[k], .n_buffers = job->st->n_buffers};
-        char err[512];
-        if (!pool->inner.run_phase(pool->inner.ctx, job->p, job->phase, &view, err, sizeof err)) {
-            if (!atomic_exchange(&job->failed, true))
-                snprintf(job->err, sizeof job->err, "%s", err);
-        }
-    }
-}
-
-static void *worker(void *arg)
-{
-    Pool *pool = arg;
-    int seen = 0;
-    pthread_mutex_lock(&pool->lock);
-    for (;;) {
-        while (!pool->quit && pool->generation == seen)
-            pthread_cond_wait(&pool->wake, &pool->lock);
-        if (pool->quit)
-            break;
-        seen = pool->generation;
-        Job *job = pool->job;
-        pthread_mutex_unlock(&pool->lock);
-        run_blocks(pool, job);
-        pthread_mutex_lock(&pool->lock);
-        if (--pool->busy == 0)
-            pthread_cond_signal(&pool->done);
-    }
-    pthread_mutex_unlock(&pool->lock);
-    return NULL;
+    Job *job = arg;
+    if (atomic_load(&job->failed))
+        return;
+    int64_t b0 = (int64_t)k * PARALLEL_BLOCK, n = job->st->batch - b0 < PARALLEL_BLOCK ? job->st->batch - b0 : PARALLEL_BLOCK;
+    Storage view = {.batch = (int)n, .f64 = job->st->f64, .data = job->private[k], .n_buffers = job->st->n_buffers};
+    char err[512];
+    const Engine *inner = &job->pool->inner;
+    if (!inner->run_phase(inner->ctx, job->p, job->phase, &view, err, sizeof err) && !atomic_exchange(&job->failed, true))
+        snprintf(job->err, sizeof job->err, "%s", err);
 }
 
 /* Which unbatched buffers the phase writes: its destinations and, for
@@ -202,24 +172,17 @@ static bool parallel_run(void *ctx, const Program *p, PhaseId phase, Storage *st
 {
     Pool *pool = ctx;
     int n_blocks = (st->batch + PARALLEL_BLOCK - 1) / PARALLEL_BLOCK;
-    if (n_blocks <= 1)
-        return pool->inner.run_phase(pool->inner.ctx, p, phase, st, err, errlen);
+    if (n_blocks <= 1) {
+        Team *outer = team_set_ambient(pool->team);
+        bool ok = pool->inner.run_phase(pool->inner.ctx, p, phase, st, err, errlen);
+        team_set_ambient(outer);
+        return ok;
+    }
     const Model *m = p->model;
-    Job job = {.p = p, .phase = phase, .st = st, .n_blocks = n_blocks};
+    Job job = {.pool = pool, .p = p, .phase = phase, .st = st, .n_blocks = n_blocks};
     job.written = written_unbatched(p, phase, st->n_buffers);
     make_views(pool, &job, m);
-    pthread_mutex_lock(&pool->lock);
-    pool->job = &job;
-    pool->busy = pool->n_threads - 1;
-    pool->generation++;
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-    run_blocks(pool, &job);   /* the calling thread works too */
-    pthread_mutex_lock(&pool->lock);
-    while (pool->busy > 0)
-        pthread_cond_wait(&pool->done, &pool->lock);
-    pool->job = NULL;
-    pthread_mutex_unlock(&pool->lock);
+    team_run(pool->team, n_blocks, run_block, &job);
     bool ok = !atomic_load(&job.failed);
     if (ok)
         reduce_blocks(&job, m);
@@ -242,13 +205,7 @@ Pool *pool_new(Engine inner, int n_threads)
     openblas_set_num_threads(1);
     Pool *pool = xcalloc(1, sizeof *pool);
     pool->inner = inner;
-    pool->n_threads = n_threads < 1 ? 1 : n_threads;
-    pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->wake, NULL);
-    pthread_cond_init(&pool->done, NULL);
-    pool->workers = xcalloc((size_t)pool->n_threads, sizeof *pool->workers);
-    for (int i = 0; i < pool->n_threads - 1; i++)
-        pthread_create(&pool->workers[i], NULL, worker, pool);
+    pool->team = team_new(n_threads);
     return pool;
 }
 
@@ -256,23 +213,14 @@ void pool_free(Pool *pool)
 {
     if (!pool)
         return;
-    pthread_mutex_lock(&pool->lock);
-    pool->quit = true;
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-    for (int i = 0; i < pool->n_threads - 1; i++)
-        pthread_join(pool->workers[i], NULL);
-    pthread_mutex_destroy(&pool->lock);
-    pthread_cond_destroy(&pool->wake);
-    pthread_cond_destroy(&pool->done);
+    team_free(pool->team);
     for (int i = 0; i < pool->max_blocks * pool->max_buffers; i++)
         free(pool->scratch[i].data);
     free(pool->scratch);
-    free(pool->workers);
     free(pool);
 }
 
 Engine engine_parallel(Pool *pool)
 {
-    return (Engine){pool->inner.name, parallel_prepare, parallel_run, pool};
+    return (Engine){pool->inner.name, parallel_prepare, parallel_run, pool, pool->team};
 }

@@ -10,6 +10,7 @@
 #define FEP_RUNTIME_H
 
 #include "../passes/passes.h"
+#include "team.h"
 #include "tensorio.h"
 
 /* ---- rng.c: seeded, platform-independent random numbers ---- */
@@ -38,6 +39,7 @@ typedef struct Engine {
     bool (*prepare)(void *ctx, Program *p, bool f64, char *err, size_t errlen);
     bool (*run_phase)(void *ctx, const Program *p, PhaseId phase, Storage *st, char *err, size_t errlen);
     void *ctx;
+    Team *team;           /* threads for the work between phases (the optimizer); NULL = serial */
 } Engine;
 
 Engine engine_interp(void);
@@ -117,12 +119,14 @@ double session_energy(const Session *s);
  * grads); returns its name or NULL. */
 const char *session_find_nonfinite(const Session *s);
 
-/* ---- optim.c: SGD (momentum, Nesterov), Adam, AdamW ---- */
+/* ---- optim.c: SGD (momentum, Nesterov), Adam, AdamW, element-parallel on the engine's team ---- */
 typedef struct Optimizer {
     TrainConfig cfg;
+    bool f64;             /* the state's type: the session's */
     int n_params;
     int *param_buf, *grad_buf;
-    double **m, **v;      /* per param: first and second moment (or momentum) */
+    int64_t *len;         /* per param: its number of elements */
+    void **m, **v;        /* per param: first and second moment (or momentum) */
     int64_t steps;
     double clip;          /* clamp each gradient entry to ±clip; 0 = off */
     double lr_scale;      /* schedule multiplier applied to cfg.lr */

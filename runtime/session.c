@@ -17,7 +17,7 @@ static bool interp_run(void *ctx, const Program *p, PhaseId phase, Storage *st, 
     return ir_interp_phase(p, phase, st, err, errlen);
 }
 
-Engine engine_interp(void) { return (Engine){"interp", NULL, interp_run, NULL}; }
+Engine engine_interp(void) { return (Engine){"interp", NULL, interp_run, NULL, NULL}; }
 
 static void fail(Session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(Session *s, const char *fmt, ...)

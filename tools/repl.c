@@ -360,7 +360,7 @@ static void copy_values(Session *dst, const Session *src)
 Session *repl_make_session(Repl *r, int batch, const bool *clamped)
 {
     Model *m = r->c->model;
-    Engine engine = {r->timed.inner.name, timed_prepare, timed_run, &r->timed};
+    Engine engine = {r->timed.inner.name, timed_prepare, timed_run, &r->timed, r->timed.inner.team};
     char err[512];
     Session *s = session_new(&r->c->diag, m, &m->train, batch, r->opt->f64, true, engine, err, sizeof err);
     if (!s) {
