@@ -24,7 +24,6 @@ typedef struct LLVMOpaqueMemoryBuffer *LLVMMemoryBufferRef;
  * `<prefix>_<phase>`.  f64 selects double arithmetic. */
 void cg_emit_program(LLVMModuleRef mod, const Model *m, const Program *p, const Plan *plan, bool f64,
                      const char *prefix);
-const char *cg_phase_name(PhaseId phase);
 
 /* ---- target.c ---- */
 typedef struct LLVMOpaqueError *LLVMErrorRef;

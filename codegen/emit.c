@@ -39,11 +39,6 @@ typedef struct Emitter {
     const char *prefix;
 } Emitter;
 
-static const char *phase_names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
-                                            "advance", "solve"};
-
-const char *cg_phase_name(PhaseId phase) { return phase_names[phase]; }
-
 static LLVMValueRef i64c(Emitter *e, int64_t v) { return LLVMConstInt(e->i64, (unsigned long long)v, true); }
 
 static LLVMValueRef tconst(Emitter *e, double v) { return LLVMConstReal(e->t, v); }
@@ -545,7 +540,7 @@ static void load_buffer_ptrs(Emitter *e)
 static void emit_phase(Emitter *e, PhaseId phase, const PhasePlan *pp)
 {
     char name[96];
-    snprintf(name, sizeof name, "%s_%s", e->prefix, phase_names[phase]);
+    snprintf(name, sizeof name, "%s_%s", e->prefix, ir_phase_name(phase));
     LLVMTypeRef params[3] = {e->ptr, e->i64, e->ptr};
     LLVMTypeRef ft = LLVMFunctionType(e->voidt, params, 3, false);
     e->fn = LLVMAddFunction(e->mod, name, ft);

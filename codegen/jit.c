@@ -147,7 +147,7 @@ bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], 
         if (!p->phases[ph].n_assigns)
             continue;
         char name[64];
-        snprintf(name, sizeof name, "%s_%s", prefix, cg_phase_name((PhaseId)ph));
+        snprintf(name, sizeof name, "%s_%s", prefix, ir_phase_name((PhaseId)ph));
         LLVMOrcExecutorAddress addr;
         if (!cg_take_error(LLVMOrcLLJITLookup(j->jit, &addr, name), "linking", err, errlen))
             return false;

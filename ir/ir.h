@@ -94,6 +94,7 @@ typedef enum BufKind {
     BUF_ENERGY,     /* per-sample energy, shape [] batched */
     BUF_COEFF,      /* runtime coefficients of a closed-form solve, unbatched */
     BUF_TEMP,       /* a compiled phase's intermediate (passes/plan.c) */
+    BUF_HOIST,      /* a frozen expression shared by phases, computed once per relaxation (passes/hoist.c) */
 } BufKind;
 
 typedef struct Buffer {
@@ -210,6 +211,7 @@ typedef enum PhaseId {
     PHASE_PARAM_GRAD,   /* grad.θ ← ∂F/∂θ summed over the batch */
     PHASE_ADVANCE,      /* prev.x ← x (end of a stream step) */
     PHASE_SOLVE,        /* fpa in closed form: every relaxed value after n steps at once */
+    PHASE_HOIST,        /* hoist.* ← frozen expressions the other phases share (passes/hoist.c) */
     N_PHASES
 } PhaseId;
 
@@ -377,6 +379,13 @@ bool ir_depends_on(const Model *m, NodeId root, bool params, bool values);
 int ir_value_parents(const Model *m, NodeId root, int *out, int max);
 /* Rewrites `root`, replacing LOAD(buf) with map[buf] wherever map[buf] != NO_NODE. */
 NodeId ir_substitute(Graph *g, NodeId root, const NodeId *map, int n_buffers);
+/* Rewrites `root`, replacing node n with by_node[n] wherever n < n_map and
+ * by_node[n] != NO_NODE. */
+NodeId ir_replace_nodes(Graph *g, NodeId root, const NodeId *by_node, NodeId n_map);
+/* Appends dst ← src to a phase of p (arena: the model's). */
+void ir_assign(Program *p, PhaseId phase, int dst, NodeId src);
+/* "init", "value_grad", ...: a phase's name in printouts and symbols. */
+const char *ir_phase_name(PhaseId phase);
 const char *ir_role_name(Role r);
 const char *ir_dist_name(DistKind d);
 const char *ir_rule_name(RuleKind r);

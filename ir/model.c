@@ -141,6 +141,30 @@ NodeId ir_substitute(Graph *g, NodeId root, const NodeId *map, int n_buffers)
     return r;
 }
 
+NodeId ir_replace_nodes(Graph *g, NodeId root, const NodeId *by_node, NodeId n_map)
+{
+    NodeId *memo = xmalloc(sizeof *memo * ((size_t)root + 1));
+    for (NodeId i = 0; i <= root; i++)
+        memo[i] = i < n_map ? by_node[i] : NO_NODE;
+    NodeId r = rebuild(g, root, memo, NULL, 0);
+    free(memo);
+    return r;
+}
+
+void ir_assign(Program *p, PhaseId phase, int dst, NodeId src)
+{
+    Phase *ph = &p->phases[phase];
+    ph->assigns = arena_grow(p->model->arena, ph->assigns, &ph->cap_assigns, ph->n_assigns, sizeof *ph->assigns);
+    ph->assigns[ph->n_assigns++] = (Assign){dst, src};
+}
+
+const char *ir_phase_name(PhaseId phase)
+{
+    static const char *names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
+                                          "advance", "solve", "hoist"};
+    return phase >= 0 && phase < N_PHASES ? names[phase] : "?";
+}
+
 const char *ir_role_name(Role r)
 {
     static const char *names[] = {"param", "const", "input", "latent", "observed"};

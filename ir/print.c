@@ -264,16 +264,13 @@ void ir_print_graph(FILE *out, const Model *m)
     }
 }
 
-static const char *phase_names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
-                                            "advance", "solve"};
-
 static void print_phases(const Printer *pr, const Program *p)
 {
     for (int ph = 0; ph < N_PHASES; ph++) {
         const Phase *phase = &p->phases[ph];
         if (!phase->n_assigns)
             continue;
-        fprintf(pr->out, "phase %s:\n", phase_names[ph]);
+        fprintf(pr->out, "phase %s:\n", ir_phase_name((PhaseId)ph));
         for (int i = 0; i < phase->n_assigns; i++) {
             fprintf(pr->out, "  %s ← ", p->model->buffers[phase->assigns[i].dst].name);
             begin_equation(pr);

@@ -66,13 +66,6 @@ static NodeId arg_at(Deriver *dv, NodeId arg)
     return ir_substitute(dv->g, arg, dv->frozen_map, dv->n_leaf);
 }
 
-static void assign(Program *p, PhaseId phase, Arena *arena, int dst, NodeId src)
-{
-    Phase *ph = &p->phases[phase];
-    ph->assigns = arena_grow(arena, ph->assigns, &ph->cap_assigns, ph->n_assigns, sizeof *ph->assigns);
-    ph->assigns[ph->n_assigns++] = (Assign){dst, src};
-}
-
 /* The value a node's distribution predicts: the mean, softmax or sigmoid
  * of the logits, broadcast to the node's shape. */
 static NodeId prediction(Deriver *dv, int t, NodeId mean)
@@ -250,9 +243,9 @@ static void derive_init(Deriver *dv)
         NodeId mean = ir_substitute(dv->g, tensor->mean, map, dv->n_leaf);
         NodeId init = prediction(dv, t, mean);
         map[tensor->buf] = init;
-        assign(dv->p, PHASE_INIT, m->arena, tensor->buf, init);
+        ir_assign(dv->p, PHASE_INIT, tensor->buf, init);
         if (dv->fwd_buf[t] >= 0)
-            assign(dv->p, PHASE_INIT, m->arena, dv->fwd_buf[t], init);
+            ir_assign(dv->p, PHASE_INIT, dv->fwd_buf[t], init);
     }
 }
 
@@ -261,7 +254,7 @@ static void derive_readout(Deriver *dv)
     Model *m = dv->m;
     for (int t = 0; t < m->n_tensors; t++)
         if (dv->readout[t])
-            assign(dv->p, PHASE_READOUT, m->arena, m->tensors[t].buf,
+            ir_assign(dv->p, PHASE_READOUT, m->tensors[t].buf,
                    prediction(dv, t, arg_at(dv, m->tensors[t].mean)));
 }
 
@@ -270,7 +263,7 @@ static void derive_advance(Deriver *dv)
     Model *m = dv->m;
     for (int t = 0; t < m->n_tensors; t++)
         if (m->tensors[t].prev_buf >= 0)
-            assign(dv->p, PHASE_ADVANCE, m->arena, m->tensors[t].prev_buf, value_of(dv, t));
+            ir_assign(dv->p, PHASE_ADVANCE, m->tensors[t].prev_buf, value_of(dv, t));
 }
 
 /* Sends one node's argument seeds through its argument expressions. */
@@ -329,7 +322,7 @@ static void emit_param_grads(Deriver *dv, const NodeId *leaf)
                                    tensor->shape, false, t);
         NodeId value = leaf[source] == NO_NODE ? ir_fill(dv->g, 0, shape, false)
                                                : ir_reduce_to(dv->g, leaf[source], shape, false);
-        assign(dv->p, PHASE_PARAM_GRAD, m->arena, grad, value);
+        ir_assign(dv->p, PHASE_PARAM_GRAD, grad, value);
     }
 }
 
@@ -341,7 +334,7 @@ static void emit_error_and_energy(Deriver *dv, int t, const Seeds *s, NodeId *en
                               tensor->shape, true, t);
     NodeId e = ir_broadcast(dv->g, s->error, tensor_shape(dv, t), true);
     dv->error_node[t] = e;
-    assign(dv->p, PHASE_ERRORS, m->arena, err, e);
+    ir_assign(dv->p, PHASE_ERRORS, err, e);
     if (s->energy != NO_NODE)
         add_into(dv->g, energy, s->energy);
 }
@@ -368,7 +361,7 @@ static void emit_energy(Deriver *dv, NodeId energy)
     int buf = ir_model_buffer(m, BUF_ENERGY, "energy", sid, true, -1);
     if (energy == NO_NODE)
         energy = ir_fill(dv->g, 0, &scalar, true);
-    assign(dv->p, PHASE_ENERGY, m->arena, buf, energy);
+    ir_assign(dv->p, PHASE_ENERGY, buf, energy);
 }
 
 static void emit_value_grad(Deriver *dv, int t, NodeId grad)
@@ -377,7 +370,7 @@ static void emit_value_grad(Deriver *dv, int t, NodeId grad)
     const Tensor *tensor = &m->tensors[t];
     int vgrad = ir_model_buffer(m, BUF_VGRAD, arena_printf(m->arena, "vgrad.%s", tensor->name),
                                 tensor->shape, true, t);
-    assign(dv->p, PHASE_VALUE_GRAD, m->arena, vgrad, ir_broadcast(dv->g, grad, tensor_shape(dv, t), true));
+    ir_assign(dv->p, PHASE_VALUE_GRAD, vgrad, ir_broadcast(dv->g, grad, tensor_shape(dv, t), true));
     dv->p->relaxed[dv->p->n_relaxed++] = (Relaxed){t, tensor->buf, vgrad};
 }
 
@@ -635,7 +628,7 @@ static void derive_solve(Deriver *dv)
         for (int k = 0; ar && k < depth; k++)
             if (start[t][k] != NO_NODE)
                 add_into(dv->g, &value, ir_mul(dv->g, coefficient(dv, coeffs, depth + k), start[t][k]));
-        assign(dv->p, PHASE_SOLVE, m->arena, m->tensors[t].buf, ir_broadcast(dv->g, value, tensor_shape(dv, t), true));
+        ir_assign(dv->p, PHASE_SOLVE, m->tensors[t].buf, ir_broadcast(dv->g, value, tensor_shape(dv, t), true));
     }
     dv->p->solve_coeff_buf = coeff;
     dv->p->solve_depth = depth;
@@ -820,6 +813,7 @@ Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clampe
     }
     Program *p = pass_derive(d, m, rule, clamped);
     if (p) {
+        pass_hoist(p);
         m->programs = arena_grow(m->arena, m->programs, &m->cap_programs, m->n_programs, sizeof *m->programs);
         m->programs[m->n_programs++] = p;
     }

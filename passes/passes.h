@@ -28,6 +28,10 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped);
  * mode, so buffer tables stay identical however they are reached. */
 Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clamped);
 
+/* Requires: pass_derive.  Moves frozen expressions that the phases would
+ * evaluate more than once per relaxation into PHASE_HOIST (hoist.c). */
+void pass_hoist(Program *p);
+
 /* ---- plan.c ---- */
 /* How one phase executes as compiled code: which nodes get storage (in
  * evaluation order) and where; every other node is computed inline inside

@@ -23,9 +23,6 @@ struct AotModule {
     void **externs;
 };
 
-static const char *phase_names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
-                                            "advance", "solve"};
-
 uint64_t aot_rule_code(RuleSpec rule)
 {
     return (uint64_t)rule.kind | (uint64_t)rule.backward << 8 | (uint64_t)rule.no_derivative << 16 |
@@ -105,7 +102,7 @@ bool aot_bind(AotModule *a, Diag *d, Model *m, char *err, size_t errlen)
             if (!p->phases[ph].n_assigns)
                 continue;
             char name[64];
-            snprintf(name, sizeof name, "%s_%s", aot_prefixes[v], phase_names[ph]);
+            snprintf(name, sizeof name, "%s_%s", aot_prefixes[v], ir_phase_name((PhaseId)ph));
             a->fns[v][ph] = (PhaseFn)(uintptr_t)dlsym(a->handle, name);
             if (!a->fns[v][ph]) {
                 snprintf(err, errlen, "%s: missing compiled phase %s", a->path, name);

@@ -193,6 +193,7 @@ FepStatus fep_set(FepSession *s, const char *name, const float *data, size_t n)
     if (!data)
         return fail(FEP_ERROR_ARGUMENT, "fep_set: NULL data");
     memcpy(s->s->st.data[buf], data, sizeof(float) * n);
+    session_leaves_changed();
     return ok();
 }
 
@@ -240,12 +241,10 @@ FepStatus fep_relax(FepSession *s, int steps)
 
 FepStatus fep_advance(FepSession *s)
 {
-    char err[256];
     if (!s)
         return fail(FEP_ERROR_ARGUMENT, "NULL session");
-    Session *ss = s->s;
-    if (!ss->engine.run_phase(ss->engine.ctx, ss->program, PHASE_ADVANCE, &ss->st, err, sizeof err))
-        return fail(FEP_ERROR_MODEL, "%s", err);
+    if (!session_run_phase(s->s, PHASE_ADVANCE))
+        return fail(FEP_ERROR_MODEL, "%s", s->s->error);
     return ok();
 }
 

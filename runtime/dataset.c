@@ -578,6 +578,7 @@ static void store_one_hot(Session *s, int buf, int64_t at, int64_t width, int32_
 
 void dataset_fill(Session *s, const Dataset *d, const int64_t *idx)
 {
+    session_leaves_changed();
     const Model *m = s->model;
     for (int i = 0; i < d->n_columns; i++) {
         const DataColumn *c = &d->columns[i];

@@ -103,12 +103,7 @@ static bool step_once(Session *s, Optimizer *o, const TrainConfig *cfg, double *
             session_get(s, m->tensors[t].buf, row_out);
             row_out += ir_numel(ir_shape(&m->g, m->tensors[t].shape));
         }
-    char err[256];
-    if (!s->engine.run_phase(s->engine.ctx, s->program, PHASE_ADVANCE, &s->st, err, sizeof err)) {
-        snprintf(s->error, sizeof s->error, "%s", err);
-        return false;
-    }
-    return true;
+    return session_run_phase(s, PHASE_ADVANCE);
 }
 
 int filter_run(Diag *d, Model *m, const TrainConfig *cfg, const char *data_path, const char *out_path,

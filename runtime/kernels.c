@@ -81,6 +81,43 @@ static void strides_into(const FepKernelDesc *d, int i, const Space *space, int6
     st[0] = d->batched[i] ? stride : 0;
 }
 
+/* How the small side of a broadcast sits in the big side's space: its
+ * trailing axes (the big side is `rows` repeats of it, `width` long), its
+ * leading axes (each of its `rows` elements spans `width` big ones), or
+ * neither.  Axes of extent 1 fit either way. */
+typedef enum BroadcastLayout { SMALL_IS_TRAILING, SMALL_IS_LEADING, SMALL_IS_SCATTERED } BroadcastLayout;
+
+static BroadcastLayout split_broadcast(const Space *sp, const int64_t *st, int64_t *rows, int64_t *width)
+{
+    int64_t total = space_total(sp);
+    if (total == 0)
+        return SMALL_IS_SCATTERED;
+    /* trailing: contiguous strides from the last axis, then only broadcast axes */
+    int64_t inner = 1;
+    int k = sp->rank - 1;
+    for (; k >= 0 && (st[k] == inner || sp->dims[k] == 1); k--)
+        inner *= sp->dims[k];
+    bool rest_broadcast = true;
+    for (int j = k; j >= 0; j--)
+        rest_broadcast &= st[j] == 0 || sp->dims[j] == 1;
+    if (rest_broadcast) {
+        *rows = total / inner, *width = inner;
+        return SMALL_IS_TRAILING;
+    }
+    /* leading: broadcast axes from the last one, then contiguous strides */
+    int64_t span = 1;
+    for (k = sp->rank - 1; k >= 0 && (st[k] == 0 || sp->dims[k] == 1); k--)
+        span *= sp->dims[k];
+    int64_t expect = 1;
+    for (int j = k; j >= 0; j--) {
+        if (st[j] != expect && sp->dims[j] != 1)
+            return SMALL_IS_SCATTERED;
+        expect *= sp->dims[j];
+    }
+    *rows = total / span, *width = span;
+    return SMALL_IS_LEADING;
+}
+
 #define T float
 #define SFX f32
 #define GEMM fep_sgemm

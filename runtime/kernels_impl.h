@@ -43,10 +43,11 @@ static void FN(matmul)(const FepKernelDesc *d, const T *A, const T *B, T *out, i
 
 /* out (output space) ← x broadcast; or, reducing, out ← Σ x over the axes
  * where out is broadcast, accumulated in double and rounded once (as the
- * reference interpreter does).  When the small side is the big side's
- * trailing axes (a bias over the batch, a per-sample tensor summed over the
- * batch), the walk is `outer` rows of `inner` contiguous elements; the
- * additions happen in the same order either way. */
+ * reference interpreter does).  Two layouts take a straight walk over rows
+ * of the big side: the small side is its trailing axes (a bias over the
+ * batch, a per-sample tensor summed over the batch) or its leading axes (a
+ * per-sample scalar spread over a vector, a vector summed per sample); the
+ * additions happen in the same order as in the general walk. */
 static void FN(broadcast)(const FepKernelDesc *d, const T *x, T *out, int64_t batch, bool reduce)
 {
     int big = reduce ? 0 : 2, small = reduce ? 2 : 0;
@@ -54,37 +55,43 @@ static void FN(broadcast)(const FepKernelDesc *d, const T *x, T *out, int64_t ba
     int64_t st[FEP_KERNEL_MAX_RANK + 1];
     strides_into(d, small, &sp, st);
     int64_t total = space_total(&sp), n_out = desc_len(d, 2, batch);
-    int64_t inner = 1;
-    int k = sp.rank - 1;
-    for (; k >= 0 && st[k] == inner; k--)
-        inner *= sp.dims[k];
-    bool trailing = true;
-    for (; k >= 0; k--)
-        trailing &= st[k] == 0 || sp.dims[k] == 1;
     double *acc = reduce ? xcalloc((size_t)n_out + 1, sizeof *acc) : NULL;
-    if (trailing) {
-        for (int64_t row = 0; row < total / (inner ? inner : 1); row++)
+    int64_t rows, width;
+    switch (split_broadcast(&sp, st, &rows, &width)) {
+    case SMALL_IS_TRAILING:
+        for (int64_t r = 0; r < rows; r++)
             if (reduce)
-                for (int64_t i = 0; i < inner; i++)
-                    acc[i] += x[row * inner + i];
+                for (int64_t i = 0; i < width; i++)
+                    acc[i] += x[r * width + i];
             else
-                memcpy(out + row * inner, x, sizeof(T) * (size_t)inner);
-    } else {
+                memcpy(out + r * width, x, sizeof(T) * (size_t)width);
+        break;
+    case SMALL_IS_LEADING:
+        for (int64_t r = 0; r < rows; r++)
+            if (reduce)
+                for (int64_t i = 0; i < width; i++)
+                    acc[r] += x[r * width + i];
+            else
+                for (int64_t i = 0; i < width; i++)
+                    out[r * width + i] = x[r];
+        break;
+    case SMALL_IS_SCATTERED: {
         int64_t idx[FEP_KERNEL_MAX_RANK + 1] = {0}, at_small = 0;
         for (int64_t at = 0; at < total; at++) {
             if (reduce)
                 acc[at_small] += x[at];
             else
                 out[at] = x[at_small];
-            for (int j = sp.rank - 1; j >= 0; j--) {
-                idx[j]++;
-                at_small += st[j];
-                if (idx[j] < sp.dims[j])
+            for (int k = sp.rank - 1; k >= 0; k--) {
+                idx[k]++;
+                at_small += st[k];
+                if (idx[k] < sp.dims[k])
                     break;
-                at_small -= st[j] * sp.dims[j];
-                idx[j] = 0;
+                at_small -= st[k] * sp.dims[k];
+                idx[k] = 0;
             }
         }
+    }
     }
     if (reduce) {
         for (int64_t i = 0; i < n_out; i++)

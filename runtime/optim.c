@@ -169,4 +169,5 @@ void optim_step(Optimizer *o, Session *s)
     for (int p = 0; p < o->n_params; p++)
         n_chunks += chunks_of(o->len[p]);
     team_run(s->engine.team, n_chunks, step_chunk, &w);
+    session_leaves_changed();
 }

@@ -64,6 +64,7 @@ typedef struct Session {
     TrainConfig cfg;
     bool *borrowed;       /* per buffer: storage owned by another session */
     bool solve_enabled;   /* use a program's closed-form solve when it has one */
+    uint64_t hoist_epoch; /* leaf epoch its hoist.* values were computed at (0: never) */
     char error[512];
 } Session;
 
@@ -83,6 +84,13 @@ bool session_rederive(Session *s, Diag *d, RuleSpec rule, const bool *clamped);
 int64_t session_buffer_len(const Session *s, int buf);   /* elements */
 bool session_get(const Session *s, int buf, double *out);
 bool session_set(Session *s, int buf, const double *in);
+/* Tells every session that a buffer hoisted expressions may read (a param,
+ * data, a fwd.* value) was written behind session_set's back; the writers
+ * in the runtime (optimizer, data loader, C API) call it. */
+void session_leaves_changed(void);
+/* Runs one phase on the session's storage, first bringing hoist.* up to
+ * date when the program has any; false with s->error set on failure. */
+bool session_run_phase(Session *s, PhaseId phase);
 
 /* Binds a params file's tensors to the params/consts of the same name;
  * every tensor must match one, with its declared shape.  SOURCE (the file

@@ -9,6 +9,7 @@
 #include "runtime.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,7 @@ static void grow_storage(Session *s)
     for (int b = s->st.n_buffers; b < n; b++)
         s->st.data[b] = xcalloc((size_t)session_buffer_len(s, b) + 1, elem_size(s));
     s->st.n_buffers = n;
+    s->hoist_epoch = 0;
 }
 
 bool session_get(const Session *s, int buf, double *out)
@@ -65,6 +67,7 @@ bool session_get(const Session *s, int buf, double *out)
 
 bool session_set(Session *s, int buf, const double *in)
 {
+    session_leaves_changed();
     int64_t n = session_buffer_len(s, buf);
     if (s->st.f64)
         memcpy(s->st.data[buf], in, sizeof *in * (size_t)n);
@@ -124,6 +127,7 @@ bool session_rederive(Session *s, Diag *d, RuleSpec rule, const bool *clamped)
     }
     s->program = p;
     s->rule = rule;
+    s->hoist_epoch = 0;
     /* The derivation may have added a relaxation's params (rule_params.c). */
     int n = s->model->n_tensors;
     s->clamped = xrealloc(s->clamped, (size_t)n + 1);
@@ -183,6 +187,7 @@ void session_share_params(Session *dst, Session *src)
         dst->st.data[b] = src->st.data[b];
         dst->borrowed[b] = true;
     }
+    session_leaves_changed();
 }
 
 const char *session_find_nonfinite(const Session *s)
@@ -365,7 +370,15 @@ bool session_bind_batch(Session *s, const TensorSet *set, char *err, size_t errl
 
 /* ---- relaxation ---- */
 
-static bool run(Session *s, PhaseId phase)
+/* Bumped whenever a buffer that a hoisted expression may read is written
+ * (params, data, fwd.* values): hoist.* values computed at an older epoch
+ * are recomputed before use.  Process-wide, so sessions sharing params see
+ * each other's updates. */
+static _Atomic uint64_t leaf_epoch = 1;
+
+void session_leaves_changed(void) { atomic_fetch_add(&leaf_epoch, 1); }
+
+static bool run_engine(Session *s, PhaseId phase)
 {
     char err[256];
     if (!s->engine.run_phase(s->engine.ctx, s->program, phase, &s->st, err, sizeof err)) {
@@ -373,6 +386,22 @@ static bool run(Session *s, PhaseId phase)
         return false;
     }
     return true;
+}
+
+bool session_run_phase(Session *s, PhaseId phase)
+{
+    if (phase != PHASE_INIT && s->program->phases[PHASE_HOIST].n_assigns) {
+        uint64_t now = atomic_load(&leaf_epoch);
+        if (s->hoist_epoch != now) {
+            if (!run_engine(s, PHASE_HOIST))
+                return false;
+            s->hoist_epoch = now;
+        }
+    }
+    bool ok = run_engine(s, phase);
+    if (phase == PHASE_INIT)
+        session_leaves_changed();
+    return ok;
 }
 
 double session_energy(const Session *s)
@@ -470,7 +499,7 @@ static bool integrate(Session *s, double step_size, double *velocity)
         for (int64_t k = 0; k < n; k++)
             f.v[k] -= step_size * f.g[k];
         scatter(s, f.v);
-        ok = run(s, PHASE_VALUE_GRAD);
+        ok = session_run_phase(s, PHASE_VALUE_GRAD);
         gather(s, NULL, g2);
         for (int64_t k = 0; k < n; k++)
             f.g[k] = 0.5 * (f.g[k] + g2[k]);
@@ -542,12 +571,12 @@ static bool solve(Session *s, int steps, double step_size)
         c[depth + k] = binomial_pmf(steps, step_size, k);
     session_set(s, s->program->solve_coeff_buf, c);
     free(c);
-    return run(s, PHASE_SOLVE);
+    return session_run_phase(s, PHASE_SOLVE);
 }
 
 int session_relax(Session *s, int steps, double step_size, Optimizer *each_step)
 {
-    if (!run(s, PHASE_INIT))
+    if (!session_run_phase(s, PHASE_INIT))
         return -1;
     int taken = 0;
     bool plain = s->cfg.integrator == INTEGRATOR_EULER && s->cfg.momentum == 0 && s->cfg.tol == 0;
@@ -560,14 +589,14 @@ int session_relax(Session *s, int steps, double step_size, Optimizer *each_step)
         double last = INFINITY;
         bool ok = true;
         for (; taken < steps && ok; taken++) {
-            ok = run(s, PHASE_VALUE_GRAD) && integrate(s, step_size, velocity);
+            ok = session_run_phase(s, PHASE_VALUE_GRAD) && integrate(s, step_size, velocity);
             if (ok && each_step) {
-                ok = run(s, PHASE_PARAM_GRAD);
+                ok = session_run_phase(s, PHASE_PARAM_GRAD);
                 if (ok)
                     optim_step(each_step, s);
             }
             if (ok && s->cfg.tol > 0) {   /* early stop when the energy settles */
-                ok = run(s, PHASE_ENERGY);
+                ok = session_run_phase(s, PHASE_ENERGY);
                 double e = session_energy(s);
                 if (fabs(last - e) < s->cfg.tol) {
                     taken++;
@@ -580,12 +609,12 @@ int session_relax(Session *s, int steps, double step_size, Optimizer *each_step)
         if (!ok)
             return -1;
     }
-    if (!run(s, PHASE_READOUT) || !run(s, PHASE_ERRORS) || !run(s, PHASE_ENERGY))
+    if (!session_run_phase(s, PHASE_READOUT) || !session_run_phase(s, PHASE_ERRORS) || !session_run_phase(s, PHASE_ENERGY))
         return -1;
     return taken;
 }
 
-bool session_param_grads(Session *s) { return run(s, PHASE_PARAM_GRAD); }
+bool session_param_grads(Session *s) { return session_run_phase(s, PHASE_PARAM_GRAD); }
 
 void session_grow(Session *s) { grow_storage(s); }
 
@@ -593,5 +622,5 @@ int64_t session_relaxed_len(const Session *s) { return relaxed_len(s); }
 
 bool session_relax_step(Session *s, double step_size, double *velocity)
 {
-    return run(s, PHASE_VALUE_GRAD) && integrate(s, step_size, velocity);
+    return session_run_phase(s, PHASE_VALUE_GRAD) && integrate(s, step_size, velocity);
 }

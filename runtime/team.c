@@ -23,7 +23,8 @@
 #include "../util/util.h"
 
 enum {
-    SPIN_NS = 200000,         /* a helper spins this long for the next set before sleeping */
+    SPIN_NS = 20000,          /* a helper spins this long for the next set, ... */
+    YIELD_NS = 200000,        /* ... then yields the CPU between checks this long, then sleeps */
     WAIT_SPINS = 4096,        /* the caller's pause rounds before it starts yielding */
 };
 
@@ -81,13 +82,19 @@ static void work_on(Set *s)
 /* Waits until a set newer than `seen` is published; false when quitting. */
 static bool await_set(Team *t, unsigned seen)
 {
-    int64_t until = now_ns() + SPIN_NS;
+    int64_t start = now_ns();
     for (int round = 0;; round++) {
         if (atomic_load(&t->published) != seen || atomic_load(&t->quit))
             return !atomic_load(&t->quit);
-        cpu_relax();
-        if ((round & 63) == 63 && now_ns() > until)
+        if ((round & 63) != 63) {
+            cpu_relax();
+            continue;
+        }
+        int64_t waited = now_ns() - start;
+        if (waited > YIELD_NS)
             break;
+        if (waited > SPIN_NS)   /* on a busy machine, let other work have the core */
+            sched_yield();
     }
     pthread_mutex_lock(&t->lock);
     atomic_fetch_add(&t->sleepers, 1);

@@ -7,7 +7,8 @@
  * own outputs and decide the task split without looking at the team.
  *
  * Helpers spin briefly after a set ends (short sets follow each other
- * closely during training) and then sleep.  A team serves one set at a
+ * closely during training), then yield the CPU between checks for a while
+ * (other processes get the core on a busy machine), then sleep.  A team serves one set at a
  * time: a team_run from inside a task, or while another thread's set is
  * running, runs its tasks serially on the caller.  A NULL team runs
  * serially.

@@ -164,11 +164,10 @@ static bool frozen_predictions(const Session *s) { return s->rule.kind == RULE_F
 
 static bool feedforward_correct(Trainer *t, Session *s, const int64_t *idx, int *correct)
 {
-    char err[256];
     static const PhaseId feedforward[] = {PHASE_INIT, PHASE_ERRORS};
     for (int i = 0; i < 2; i++)
-        if (!s->engine.run_phase(s->engine.ctx, s->program, feedforward[i], &s->st, err, sizeof err)) {
-            snprintf(t->err, sizeof t->err, "%s", err);
+        if (!session_run_phase(s, feedforward[i])) {
+            snprintf(t->err, sizeof t->err, "%s", s->error);
             return false;
         }
     *correct = count_correct(t, s, &t->train, idx, true);

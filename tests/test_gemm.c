@@ -244,6 +244,19 @@ static void test_model_shapes(void **state)
         run_all(&cs[i]);
 }
 
+/* Products large enough that AUTO cuts them into pieces, by rows (M > N)
+ * and by columns, with widths that leave a short last piece. */
+static void test_pieces(void **state)
+{
+    (void)state;
+    static const Case cs[] = {
+        {1000, 70, 64, false, false, false, 0, 0}, {70, 1000, 64, false, false, true, 2, 1},
+        {129, 257, 130, false, false, false, 1, 0}, {257, 129, 130, false, false, true, 0, 2},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
+        run_transposes(cs[i]);
+}
+
 /* K = 0: C becomes 0, or stays when accumulating; M = 0 or N = 0: nothing. */
 static void test_empty(void **state)
 {
@@ -308,7 +321,7 @@ int main(void)
         cmocka_unit_test(test_paths),         cmocka_unit_test(test_exact),    cmocka_unit_test(test_empty),
         cmocka_unit_test(test_edge_sizes),    cmocka_unit_test(test_k_blocks), cmocka_unit_test(test_n_blocks),
         cmocka_unit_test(test_layouts),       cmocka_unit_test(test_random_shapes),
-        cmocka_unit_test(test_model_shapes),
+        cmocka_unit_test(test_model_shapes),  cmocka_unit_test(test_pieces),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     printf("# %ld products checked against the reference\n", checked);

@@ -81,9 +81,8 @@ void kit_randomize(Kit *k, const char *name, double lo, double hi, uint64_t seed
 
 void kit_phase(Kit *k, PhaseId phase)
 {
-    char err[256];
-    if (!k->s->engine.run_phase(k->s->engine.ctx, k->s->program, phase, &k->s->st, err, sizeof err))
-        fail_msg("phase %d: %s", phase, err);
+    if (!session_run_phase(k->s, phase))
+        fail_msg("phase %s: %s", ir_phase_name(phase), k->s->error);
 }
 
 double kit_total_energy(Kit *k)

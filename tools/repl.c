@@ -169,11 +169,9 @@ static bool timed_run(void *ctx, const Program *p, PhaseId phase, Storage *st, c
 
 bool repl_run_phase(Repl *r, PhaseId phase)
 {
-    Session *s = r->s;
-    char err[512];
-    if (s->engine.run_phase(s->engine.ctx, s->program, phase, &s->st, err, sizeof err))
+    if (session_run_phase(r->s, phase))
         return true;
-    fprintf(stderr, "error: %s\n", err);
+    fprintf(stderr, "error: %s\n", r->s->error);
     return false;
 }
 

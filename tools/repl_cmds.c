@@ -472,7 +472,7 @@ static bool rc_time(Repl *r, Args *a)
         const Timer *t = &r->timed.timers[i];
         if (!t->count)
             continue;
-        const char *name = i == TIMER_COMPILE ? "(compile)" : i == TIMER_EXPR ? "(expr)" : cg_phase_name((PhaseId)i);
+        const char *name = i == TIMER_COMPILE ? "(compile)" : i == TIMER_EXPR ? "(expr)" : ir_phase_name((PhaseId)i);
         printf("%-12s %8ld %12.3f\n", name, t->count, t->ms);
         any = true;
     }

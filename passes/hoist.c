@@ -1,0 +1,174 @@
+/* hoist.c — frozen expressions moved out of the relaxation.
+ *
+ * Requires: a derived Program.  Produces: PHASE_HOIST assignments
+ * hoist.k ← e, one BUF_HOIST buffer each, and the other phases rewritten
+ * to read hoist.k where they computed e.
+ *
+ * A buffer is frozen when nothing but PHASE_INIT writes it while a batch
+ * relaxes and learns: params (unless the rule learns at every relaxation
+ * step), constants, clamped data and fwd.* values; relaxed values (moved
+ * by the integrator or the solve) and anything another phase writes never
+ * are.  An expression is frozen when every leaf is.  One is hoisted when it
+ * is frozen, batched, costs real work (it contains a product, a
+ * transcendental function, a division or a softmax) and would otherwise be
+ * evaluated more than once per relaxation: it occurs in the loop phase
+ * value_grad, or in two phases or more.  Only the largest such expressions
+ * are stored; their frozen parts are computed inside PHASE_HOIST.  Under
+ * strict pc this takes W x + b of a clamped input out of every relaxation
+ * step; under fpa the activations of the frozen forward values, which the
+ * solve, the errors, the energy and the gradients all read.
+ *
+ * The runtime runs PHASE_HOIST before any phase that reads hoist.* when a
+ * leaf may have changed since its last run (session.c), so each phase sees
+ * exactly the values it would have computed itself, in every engine. */
+#include "passes.h"
+
+#include <stdlib.h>
+
+/* Ops whose results are worth storing rather than recomputing. */
+static bool costly(Op op)
+{
+    switch (op) {
+    case OP_LOAD: case OP_FILL: case OP_ADD: case OP_SUB: case OP_MUL: case OP_NEG: case OP_RELU: case OP_SQUARE:
+    case OP_ABS: case OP_STEP: case OP_SIGN: case OP_REDUCE_TO: case OP_BROADCAST: case OP_TRANSPOSE:
+    case OP_RESHAPE: case OP_CONCAT: case OP_SLICE: case OP_UNSLICE:
+        return false;
+    default:
+        return true;
+    }
+}
+
+static bool *frozen_buffers(const Program *p)
+{
+    const Model *m = p->model;
+    bool *written_later = xcalloc((size_t)m->n_buffers + 1, 1), *frozen = xcalloc((size_t)m->n_buffers + 1, 1);
+    for (int ph = 0; ph < N_PHASES; ph++)
+        for (int i = 0; ph != PHASE_INIT && i < p->phases[ph].n_assigns; i++)
+            written_later[p->phases[ph].assigns[i].dst] = true;
+    for (int i = 0; i < p->n_relaxed; i++)
+        written_later[p->relaxed[i].value_buf] = true;
+    for (int b = 0; b < m->n_buffers; b++) {
+        const Buffer *buf = &m->buffers[b];
+        bool clamped_value = buf->kind == BUF_VALUE && buf->tensor >= 0 && p->clamped[buf->tensor];
+        frozen[b] = !written_later[b] && ((buf->kind == BUF_PARAM && !p->learn_each_step) || buf->kind == BUF_CONST ||
+                                          clamped_value || buf->kind == BUF_FORWARD);
+    }
+    free(written_later);
+    return frozen;
+}
+
+typedef struct Hoister {
+    Graph *g;
+    NodeId n;             /* nodes that existed before hoisting */
+    bool *frozen, *worth; /* per node */
+    int *phases;          /* per node: in how many phases it occurs (value_grad counts twice) */
+    int *stamp;           /* per node: the last phase that visited it */
+    bool *chosen;         /* per node: stored in a hoist.* buffer */
+    NodeId *stack;
+} Hoister;
+
+/* Visits every node of phase `ph` once, calling visit(h, node, ph). */
+static void walk(Hoister *h, const Phase *phase, int ph, void (*visit)(Hoister *, NodeId, int))
+{
+    int top = 0;
+    for (int i = 0; i < phase->n_assigns; i++)
+        if (h->stamp[phase->assigns[i].src] != ph) {
+            h->stamp[phase->assigns[i].src] = ph;
+            h->stack[top++] = phase->assigns[i].src;
+        }
+    while (top) {
+        NodeId id = h->stack[--top];
+        visit(h, id, ph);
+        const Node *node = &h->g->nodes[id];
+        for (int k = 0; k < node->n_in; k++)
+            if (h->stamp[node->in[k]] != ph) {
+                h->stamp[node->in[k]] = ph;
+                h->stack[top++] = node->in[k];
+            }
+    }
+}
+
+static void count(Hoister *h, NodeId id, int ph) { h->phases[id] += ph == PHASE_VALUE_GRAD ? 2 : 1; }
+
+static bool candidate(const Hoister *h, NodeId id)
+{
+    const Node *node = &h->g->nodes[id];
+    return h->frozen[id] && h->worth[id] && node->batched && node->op != OP_LOAD && h->phases[id] >= 2;
+}
+
+/* A candidate read by a non-candidate is stored. */
+static void mark_frontier(Hoister *h, NodeId id, int ph)
+{
+    (void)ph;
+    const Node *node = &h->g->nodes[id];
+    if (candidate(h, id))
+        return;
+    for (int k = 0; k < node->n_in; k++)
+        if (candidate(h, node->in[k]))
+            h->chosen[node->in[k]] = true;
+}
+
+void pass_hoist(Program *p)
+{
+    Model *m = p->model;
+    Graph *g = &m->g;
+    bool *frozen_buf = frozen_buffers(p);
+    Hoister h = {g, g->n_nodes};
+    h.frozen = xcalloc((size_t)h.n + 1, 1);
+    h.worth = xcalloc((size_t)h.n + 1, 1);
+    h.phases = xcalloc((size_t)h.n + 1, sizeof *h.phases);
+    h.stamp = xmalloc(sizeof *h.stamp * ((size_t)h.n + 1));
+    h.stack = xmalloc(sizeof *h.stack * ((size_t)h.n + 1));
+    h.chosen = xcalloc((size_t)h.n + 1, 1);
+    for (NodeId id = 0; id < h.n; id++) {   /* inputs precede their users */
+        const Node *node = &g->nodes[id];
+        h.stamp[id] = -1;
+        h.frozen[id] = node->op == OP_LOAD ? frozen_buf[g->attrs[node->attr].ints[0]] : true;
+        h.worth[id] = costly((Op)node->op);
+        for (int k = 0; k < node->n_in; k++) {
+            h.frozen[id] &= h.frozen[node->in[k]];
+            h.worth[id] |= h.worth[node->in[k]];
+        }
+    }
+    for (int ph = 0; ph < N_PHASES; ph++)
+        if (ph != PHASE_INIT && ph != PHASE_HOIST)
+            walk(&h, &p->phases[ph], ph, count);
+    for (NodeId id = 0; id < h.n; id++)
+        h.stamp[id] = -1;
+    for (int ph = 0; ph < N_PHASES; ph++) {
+        const Phase *phase = &p->phases[ph];
+        if (ph == PHASE_INIT || ph == PHASE_HOIST)
+            continue;
+        walk(&h, phase, ph, mark_frontier);
+        for (int i = 0; i < phase->n_assigns; i++)
+            if (candidate(&h, phase->assigns[i].src))
+                h.chosen[phase->assigns[i].src] = true;
+    }
+    NodeId *by_node = xmalloc(sizeof *by_node * ((size_t)h.n + 1));
+    int n_hoisted = 0;
+    for (NodeId id = 0; id < h.n; id++) {
+        by_node[id] = NO_NODE;
+        if (!h.chosen[id])
+            continue;
+        int k = 0;
+        for (int b = 0; b < m->n_buffers; b++)
+            k += m->buffers[b].kind == BUF_HOIST;
+        int buf = ir_model_buffer(m, BUF_HOIST, arena_printf(m->arena, "hoist.%d", k), g->nodes[id].shape, true, -1);
+        ir_assign(p, PHASE_HOIST, buf, id);
+        by_node[id] = ir_load(g, buf, g->nodes[id].shape, true);
+        n_hoisted++;
+    }
+    for (int ph = 0; n_hoisted && ph < N_PHASES; ph++) {
+        Phase *phase = &p->phases[ph];
+        for (int i = 0; ph != PHASE_INIT && ph != PHASE_HOIST && i < phase->n_assigns; i++)
+            phase->assigns[i].src = ir_replace_nodes(g, phase->assigns[i].src, by_node, h.n);
+    }
+    free(by_node);
+    free(h.chosen);
+    free(h.frozen);
+    free(h.worth);
+    free(h.phases);
+    free(h.stamp);
+    free(h.stack);
+    free(frozen_buf);
+}
