@@ -814,6 +814,7 @@ Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clampe
     Program *p = pass_derive(d, m, rule, clamped);
     if (p) {
         pass_hoist(p);
+        pass_simplify(p);
         m->programs = arena_grow(m->arena, m->programs, &m->cap_programs, m->n_programs, sizeof *m->programs);
         m->programs[m->n_programs++] = p;
     }

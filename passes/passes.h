@@ -32,6 +32,10 @@ Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clampe
  * evaluate more than once per relaxation into PHASE_HOIST (hoist.c). */
 void pass_hoist(Program *p);
 
+/* Requires: pass_derive.  Exact rewrites for execution: a negated product
+ * becomes the product of its negated smaller operand (simplify.c). */
+void pass_simplify(Program *p);
+
 /* ---- plan.c ---- */
 /* How one phase executes as compiled code: which nodes get storage (in
  * evaluation order) and where; every other node is computed inline inside

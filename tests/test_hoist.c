@@ -1,5 +1,6 @@
-/* test_hoist.c — frozen expressions moved out of the relaxation
- * (passes/hoist.c) and kept up to date by the session.
+/* test_hoist.c — the rewrites for execution: frozen expressions moved out
+ * of the relaxation (passes/hoist.c) and kept up to date by the session,
+ * and negated products (passes/simplify.c).
  *
  * Strict pc stores W x + b of the clamped input once instead of at every
  * relaxation step; fpa stores the activations of its frozen forward values
@@ -7,7 +8,8 @@
  * at every step, hoists nothing that reads a param.  A hoisted value never
  * goes stale: after a param, an input or a fwd.* value changes behind the
  * phases' back, every phase gives what a fresh session in the same state
- * gives, bit for bit, in both engines. */
+ * gives, bit for bit, in both engines.  Weight gradients −(Σ_b ε ⊗ x) run
+ * as (Σ_b (−ε) ⊗ x), with the bits of the derivation as written. */
 #include "testkit.h"
 
 #include <stdlib.h>
@@ -15,14 +17,15 @@
 
 #include "codegen/codegen.h"
 
+/* Weight gradients larger than twice a batch of errors (simplify.c). */
 static const char *model_text =
     "model hoisted\n"
-    "input x : [6]\n"
-    "param W1 : [5, 6] = xavier\n"
-    "param b1 : [5] = zeros\n"
-    "param W2 : [3, 5] = xavier\n"
+    "input x : [200]\n"
+    "param W1 : [150, 200] = xavier\n"
+    "param b1 : [150] = zeros\n"
+    "param W2 : [3, 150] = xavier\n"
     "param b2 : [3] = zeros\n"
-    "latent h : [5] ~ normal(W1 @ x + b1)\n"
+    "latent h : [150] ~ normal(W1 @ x + b1)\n"
     "observed y : [3] ~ categorical(W2 @ tanh(h) + b2)\n";
 
 /* Whether any node phase `ph` evaluates has op `op` (reading buffer `buf`
@@ -178,6 +181,49 @@ static void test_changed_leaves_are_recomputed(void **state)
     }
 }
 
+/* Whether some result of phase ph is a negated product. */
+static bool negates_a_product(const Program *p, PhaseId ph)
+{
+    const Graph *g = &p->model->g;
+    for (int i = 0; i < p->phases[ph].n_assigns; i++) {
+        const Node *n = &g->nodes[p->phases[ph].assigns[i].src];
+        if (n->op == OP_NEG && g->nodes[n->in[0]].op == OP_MATMUL)
+            return true;
+    }
+    return false;
+}
+
+static void test_negated_products_keep_their_bits(void **state)
+{
+    (void)state;
+    static const RuleKind rules[] = {RULE_PC, RULE_FPA, RULE_BP};
+    for (int r = 0; r < 3; r++)
+        for (int f64 = 0; f64 <= 1; f64++) {
+            Kit k;
+            kit_compile(&k, model_text);
+            kit_session(&k, rules[r], 4, f64);
+            assert_false(negates_a_product(k.s->program, PHASE_PARAM_GRAD));
+            kit_random_data(&k, 5);
+            assert_true(session_relax(k.s, 3, 0.2, NULL) >= 0 && session_param_grads(k.s));
+            int64_t n = kit_len(&k, "grad.W1") + kit_len(&k, "grad.W2");
+            double *run = malloc(sizeof *run * (size_t)n), *as_derived = malloc(sizeof *run * (size_t)n);
+            kit_get(&k, "grad.W1", run);
+            kit_get(&k, "grad.W2", run + kit_len(&k, "grad.W1"));
+            /* the derivation as written, untouched by the execution rewrites */
+            Program *raw = pass_derive(&k.c.diag, k.c.model, k.s->rule, k.s->program->clamped);
+            assert_non_null(raw);
+            assert_true(negates_a_product(raw, PHASE_PARAM_GRAD));
+            char err[256];
+            assert_true(ir_interp_phase(raw, PHASE_PARAM_GRAD, &k.s->st, err, sizeof err));
+            kit_get(&k, "grad.W1", as_derived);
+            kit_get(&k, "grad.W2", as_derived + kit_len(&k, "grad.W1"));
+            assert_memory_equal(run, as_derived, sizeof *run * (size_t)n);
+            free(run);
+            free(as_derived);
+            kit_free(&k);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_fpa_stores_frozen_activations),
         cmocka_unit_test(test_ipc_keeps_params_live),
         cmocka_unit_test(test_changed_leaves_are_recomputed),
+        cmocka_unit_test(test_negated_products_keep_their_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

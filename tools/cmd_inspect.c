@@ -91,10 +91,18 @@ void cli_close(Cli *cli)
     memset(cli, 0, sizeof *cli);
 }
 
+/* The derivation as the equations read (check, explain, emit --derived). */
 static Program *derive_default(Compiler *c)
 {
     Model *m = c->model;
     return pass_derive(&c->diag, m, m->train.rule, pass_clamp_set(m, true));
+}
+
+/* The program as sessions run it: hoisted and simplified (emit --llvm). */
+static Program *derive_executed(Compiler *c)
+{
+    Model *m = c->model;
+    return pass_derive_cached(&c->diag, m, m->train.rule, pass_clamp_set(m, true));
 }
 
 int cmd_check(const Options *opt)
@@ -126,12 +134,12 @@ int cmd_emit(const Options *opt)
     }
     Compiler c;
     Program *p = NULL;
-    bool ok = cli_load_model(&c, opt) && (!(opt->emit_derived || opt->emit_llvm) || (p = derive_default(&c)));
+    bool ok = cli_load_model(&c, opt) && (!opt->emit_derived || (p = derive_default(&c)));
     if (ok && opt->emit_ir)
         ir_print_graph(stdout, c.model);
     if (ok && p && opt->emit_derived)
         ir_print_program(stdout, p);
-    if (ok && p && opt->emit_llvm) {
+    if (ok && opt->emit_llvm && (ok = (p = derive_executed(&c)) != NULL)) {
         char err[512];
         char *text = jit_llvm_text(c.model, p, opt->f64, true, err, sizeof err);
         if (text)
