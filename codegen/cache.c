@@ -1,10 +1,10 @@
 /* cache.c — the on-disk cache of compiled kernels.
  *
- * An entry is the optimised object file of one program, named by a key
- * that covers everything the code depends on: the hash of the emitted,
- * unoptimised IR (so any change to the program or to code generation
- * misses), the precision, the target triple, CPU and features, and the
- * LLVM version that optimises it.  Entries live in
+ * An entry is the optimised object file of one phase of a program, named
+ * by a key that covers everything the code depends on: the hash of the
+ * emitted, unoptimised IR (so any change to the program or to code
+ * generation misses), the precision, the target triple, CPU and features,
+ * the LLVM version that optimises it and the version below.  Entries live in
  * $FEPC_CACHE_DIR, else $XDG_CACHE_HOME/fepc, else ~/.cache/fepc, and are
  * written atomically; a missing or unwritable directory only disables the
  * cache.  FEPC_CACHE_DIR=off turns it off. */
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { CACHE_VERSION = 1 };   /* bump when generated code changes meaning */
+enum { CACHE_VERSION = 2 };   /* bump when the optimisation of the same IR changes */
 
 /* The cache directory (created if needed), or false when disabled. */
 static bool cache_dir(char *out, size_t len)

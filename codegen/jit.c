@@ -2,13 +2,16 @@
  * host CPU, and wraps the result as a runtime Engine.
  *
  * One Jit owns one LLJIT instance; every compiled program gets a unique
- * symbol prefix in it.  Modules are optimised with the new pass manager
- * (default<O3>) on a TargetMachine for the host's CPU name and features,
- * so loops are vectorised to the machine's width.  Runtime helpers
- * (fep_kernel_*) and libm resolve from the process. */
+ * symbol prefix in it.  Each phase of a program is a module of its own, so
+ * phases compile in parallel (objects.c) and are cached one by one.
+ * Modules are optimised with the new pass manager (default<O3>) on a
+ * TargetMachine for the host's CPU name and features, so loops are
+ * vectorised to the machine's width.  Runtime helpers (fep_kernel_*) and
+ * libm resolve from the process. */
 #include "codegen.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -17,7 +20,6 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "../runtime/kernels.h"
 
@@ -90,33 +92,70 @@ void jit_free(Jit *j)
     free(j);
 }
 
-/* The optimised object code for p, from the disk cache or freshly built
- * (and then cached).  The key hashes the emitted, unoptimised IR, so any
- * change to the program or to code generation misses the cache. */
-static LLVMMemoryBufferRef object_for(Jit *j, Model *m, Program *p, bool f64, const char *prefix, char *err,
-                                      size_t errlen)
+/* One phase of a program on its way into the JIT. */
+typedef struct Unit {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    size_t size;              /* of its bitcode: what its compile time goes by */
+    uint64_t key;             /* in the disk cache */
+    LLVMMemoryBufferRef obj;
+} Unit;
+
+static int larger_first(const void *a, const void *b)
 {
-    LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = cg_program_module(ctx, j->tm, m, p, f64, prefix, false, err, errlen);
-    char *text = LLVMPrintModuleToString(mod);
-    uint64_t key = cache_key(hash_bytes(text, strlen(text), 0), f64, j->tm);
-    LLVMDisposeMessage(text);
-    LLVMMemoryBufferRef obj = cache_load(key);
-    if (!obj) {
-        char *msg = NULL;
-        if (!cg_optimise(mod, j->tm, err, errlen)) {
-            obj = NULL;
-        } else if (LLVMTargetMachineEmitToMemoryBuffer(j->tm, mod, LLVMObjectFile, &msg, &obj)) {
-            snprintf(err, errlen, "generating machine code: %s", msg);
-            LLVMDisposeMessage(msg);
-            obj = NULL;
-        } else {
-            cache_store(key, obj);
-        }
+    size_t x = (*(Unit *const *)a)->size, y = (*(Unit *const *)b)->size;
+    return (x < y) - (x > y);
+}
+
+/* Loads the optimised object code of p's phases into the JIT, each from
+ * the disk cache or freshly built (and then cached).  A phase's key hashes
+ * its emitted, unoptimised IR (as bitcode, which is quicker to write than
+ * text), so any change to the program or to code generation misses. */
+static bool load_program(Jit *j, Model *m, Program *p, bool f64, const char *prefix, char *err, size_t errlen)
+{
+    Plan *plan = pass_plan(m, p);
+    Unit units[N_PHASES], *todo[N_PHASES];
+    int n = 0, n_todo = 0;
+    for (int ph = 0; ph < N_PHASES; ph++) {
+        if (!p->phases[ph].n_assigns)
+            continue;
+        Unit *u = &units[n++];
+        char name[64];
+        snprintf(name, sizeof name, "%s_%s", prefix, ir_phase_name((PhaseId)ph));
+        u->ctx = LLVMContextCreate();
+        u->mod = cg_new_module(u->ctx, j->tm, name);
+        cg_emit_phase(u->mod, m, plan, f64, prefix, (PhaseId)ph);
+        LLVMMemoryBufferRef bitcode = LLVMWriteBitcodeToMemoryBuffer(u->mod);
+        u->size = LLVMGetBufferSize(bitcode);
+        u->key = cache_key(hash_bytes(LLVMGetBufferStart(bitcode), u->size, 0), f64, j->tm);
+        LLVMDisposeMemoryBuffer(bitcode);
+        u->obj = cache_load(u->key);
+        if (!u->obj)
+            todo[n_todo++] = u;
     }
-    LLVMDisposeModule(mod);
-    LLVMContextDispose(ctx);
-    return obj;
+    /* Largest first, so that the threads finish together. */
+    qsort(todo, (size_t)n_todo, sizeof *todo, larger_first);
+    LLVMModuleRef mods[N_PHASES];
+    LLVMMemoryBufferRef objs[N_PHASES];
+    for (int k = 0; k < n_todo; k++)
+        mods[k] = todo[k]->mod;
+    bool ok = cg_compile_modules(mods, n_todo, j->tm, objs, err, errlen);
+    for (int k = 0; ok && k < n_todo; k++) {
+        todo[k]->obj = objs[k];
+        cache_store(todo[k]->key, objs[k]);
+    }
+    for (int i = 0; i < n; i++) {
+        LLVMDisposeModule(units[i].mod);
+        LLVMContextDispose(units[i].ctx);
+        if (!units[i].obj)
+            continue;
+        if (ok)   /* the JIT takes the buffer */
+            ok = cg_take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), units[i].obj),
+                               "loading code", err, errlen);
+        else
+            LLVMDisposeMemoryBuffer(units[i].obj);
+    }
+    return ok;
 }
 
 static bool loaded(const Jit *j, uint64_t key)
@@ -135,9 +174,7 @@ bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], 
     snprintf(prefix, sizeof prefix, "k%016llx", (unsigned long long)key);
     /* Identical programs share one copy of the code in this process. */
     if (!loaded(j, key)) {
-        LLVMMemoryBufferRef obj = object_for(j, m, p, f64, prefix, err, errlen);
-        if (!obj || !cg_take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), obj),
-                                "loading code", err, errlen))
+        if (!load_program(j, m, p, f64, prefix, err, errlen))
             return false;
         j->keys = xrealloc(j->keys, sizeof *j->keys * (size_t)(j->n_keys + 1));
         j->keys[j->n_keys++] = key;
@@ -223,4 +260,4 @@ static bool jit_run(void *ctx, const Program *p, PhaseId phase, Storage *st, cha
     return true;
 }
 
-Engine engine_jit(Jit *j) { return (Engine){"jit", jit_prepare, jit_run, j}; }
+Engine engine_jit(Jit *j) { return (Engine){"jit", jit_prepare, jit_run, j, NULL}; }
