@@ -31,9 +31,9 @@ enum {
     GEMM_INPLACE_Q_STRIPS = 8,    /* Q is read unpacked by at most this many strips of P ... */
     GEMM_INPLACE_Q_STRIDE = 4096, /* ... when its rows are at most this many bytes apart */
     GEMM_DOT_MIN_VECTORS = 16,    /* dot-product path: K at least this many vectors (the lane sums amortised) */
-    GEMM_PIECE_MNK = 1 << 21,     /* AUTO cuts products into pieces of at least this many multiply-adds ... */
-    GEMM_PIECE_ALIGN = 32,        /* ... whose widths are multiples of this (whole register tiles) ... */
-    GEMM_MAX_PIECES = 8,          /* ... and at most this many of them */
+    GEMM_PIECE_MNK = 1 << 21,     /* AUTO cuts products into pieces of about this many multiply-adds ... */
+    GEMM_PIECE_ALIGN = 32,        /* ... made of units this wide (whole register tiles) ... */
+    GEMM_MAX_PIECES = 8,          /* ... at most this many, and an even number */
 };
 
 static inline int64_t min_i64(int64_t a, int64_t b)
@@ -247,38 +247,47 @@ static const GemmImpl *path_impl(FepGemmPath path)
 
 /* ---- large products in pieces, for the ambient team ---- */
 
-/* One product cut along the longer side of C into pieces of `width` rows
- * (by_rows) or columns; each piece is an independent product writing its
- * own part of C.  The cut depends on the shape alone, so the result is the
+/* One product cut along the longer side of C into n pieces of whole
+ * GEMM_PIECE_ALIGN-wide units (rows when by_rows, else columns), as even as
+ * the units allow; each piece is an independent product writing its own
+ * part of C.  The cut depends on the shape alone, so the result is the
  * same whichever threads run the pieces. */
 typedef struct Pieces {
     const GemmImpl *impl;
     bool dbl, by_rows;
-    int64_t M, N, K, lda, ldb, ldc, width;
+    int64_t M, N, K, lda, ldb, ldc;
+    int n;
     const void *A, *B;
     void *C;
     bool ta, tb, accumulate;
 } Pieces;
 
-static int n_pieces(int64_t M, int64_t N, int64_t K, int64_t *width)
+/* How many pieces: one per GEMM_PIECE_MNK multiply-adds, at most
+ * GEMM_MAX_PIECES and one per unit, and an even number (two or more threads
+ * then share them evenly). */
+static int n_pieces(int64_t M, int64_t N, int64_t K)
 {
     int64_t side = M > N ? M : N;
     int64_t n = min_i64(min_i64(GEMM_MAX_PIECES, M * N * K / GEMM_PIECE_MNK), ceil_div(side, GEMM_PIECE_ALIGN));
-    if (n < 2)
-        return 1;
-    *width = ceil_div(ceil_div(side, n), GEMM_PIECE_ALIGN) * GEMM_PIECE_ALIGN;
-    return (int)ceil_div(side, *width);
+    return n < 2 ? 1 : (int)(n / 2 * 2);
+}
+
+/* Where piece i starts along the cut side. */
+static int64_t piece_start(const Pieces *p, int i)
+{
+    int64_t side = p->by_rows ? p->M : p->N, units = ceil_div(side, GEMM_PIECE_ALIGN);
+    return min_i64(side, units * i / p->n * GEMM_PIECE_ALIGN);
 }
 
 static void run_piece(void *arg, int i)
 {
     const Pieces *p = arg;
-    int64_t at = i * p->width, side = p->by_rows ? p->M : p->N, len = min_i64(p->width, side - at);
+    int64_t at = piece_start(p, i), len = piece_start(p, i + 1) - at;
     size_t es = p->dbl ? sizeof(double) : sizeof(float);
     const char *A = p->A, *B = p->B;
     char *C = p->C;
     int64_t M = p->M, N = p->N;
-    if (p->by_rows) {   /* rows i of C: rows of op(A) */
+    if (p->by_rows) {   /* rows of C: rows of op(A) */
         A += (size_t)(p->ta ? at : at * p->lda) * es;
         C += (size_t)(at * p->ldc) * es;
         M = len;
@@ -299,11 +308,12 @@ static void run_piece(void *arg, int i)
 static void blocked(const GemmImpl *impl, bool dbl, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
                     bool ta, const void *B, int64_t ldb, bool tb, void *C, int64_t ldc, bool accumulate)
 {
-    Pieces p = {impl, dbl, M > N, M, N, K, lda, ldb, ldc, 0, A, B, C, ta, tb, accumulate};
-    int n = n_pieces(M, N, K, &p.width);
-    if (n == 1)
-        p.width = p.by_rows ? M : N;
-    team_run(team_ambient(), n, run_piece, &p);
+    Pieces p = {impl, dbl, M > N, M, N, K, lda, ldb, ldc, n_pieces(M, N, K), A, B, C, ta, tb, accumulate};
+    if (p.n == 1)
+        (dbl ? (void)impl->dgemm(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate)
+             : (void)impl->sgemm(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate));
+    else
+        team_run(team_ambient(), p.n, run_piece, &p);
 }
 
 void fep_sgemm_path(FepGemmPath path, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta,

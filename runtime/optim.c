@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CHUNK = 16384 };   /* elements per task */
+enum { CHUNK = 4096 };    /* elements per task: small, so that threads finish together */
 
 /* True when the session's program writes buffer b in its gradient phase:
  * a param the rule does not learn (random feedback) has no such write. */
