@@ -6,11 +6,8 @@
  *   bench_api kalman M.fep STEPS     time per stream time step of a prev()
  *                                    model at batch 1: bind u and o, relax
  *                                    (the model's steps), advance
- *   bench_api sgemm N THREADS        OpenBLAS sgemm GFLOP/s on N×N×N, the
- *                                    peak the training step is compared to
  *
  * Results are printed as `key value` lines for bench/run to read. */
-#include <cblas.h>
 #include <fep.h>
 #include <math.h>
 #include <stdio.h>
@@ -78,34 +75,12 @@ static int bench_kalman(const char *path, int steps)
     return 0;
 }
 
-static int bench_sgemm(int n, int threads)
-{
-    openblas_set_num_threads(threads);
-    float *a = malloc(sizeof *a * (size_t)n * n), *b = malloc(sizeof *b * (size_t)n * n), *c = malloc(sizeof *c * (size_t)n * n);
-    for (int i = 0; i < n * n; i++)
-        a[i] = b[i] = (float)(i % 7) * 0.1f;
-    double best = INFINITY;
-    for (int rep = 0; rep < 7; rep++) {
-        double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        double t = now() - t0;
-        best = t < best ? t : best;
-    }
-    printf("sgemm_gflops %.2f\n", 2.0 * n * n * n / best * 1e-9);
-    free(a);
-    free(b);
-    free(c);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc == 4 && !strcmp(argv[1], "sgemm"))
-        return bench_sgemm(atoi(argv[2]), atoi(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "compile"))
         return bench_compile(argv[2], atoi(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "kalman"))
         return bench_kalman(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: bench_api compile M.fep REPS | kalman M.fep STEPS | sgemm N THREADS\n");
+    fprintf(stderr, "usage: bench_api compile M.fep REPS | kalman M.fep STEPS\n");
     return 2;
 }

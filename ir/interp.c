@@ -8,7 +8,6 @@
  * go through libffi with the declared float(float) signature. */
 #include "ir.h"
 
-#include <cblas.h>
 #include <ffi.h>
 #include <math.h>
 #include <stdlib.h>
@@ -178,7 +177,7 @@ static void eval_reduce_to(Interp *in, NodeId id, double *out)
 
 /* C[M×N] += op(A) op(B) as an f32 execution computes it: in float, with
  * the kernels the compiled code calls (runtime/gemm.c).  The f64 path below
- * stays on independent code (BLAS, plain loops), as the reference. */
+ * stays on independent code (a plain loop), as the reference. */
 static void gemm_f32(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta, const double *B,
                      int64_t ldb, bool tb, double *C, int64_t ldc)
 {
@@ -201,19 +200,15 @@ static void gemm_f32(int64_t M, int64_t N, int64_t K, const double *A, int64_t l
     free(c);
 }
 
-/* C[M×N] += op(A) op(B), row-major, with leading dimensions.  Large
- * products go to BLAS (the same sums, in a faster order); small ones, which
- * dominate filtering models, stay in the plain loop. */
+/* C[M×N] += op(A) op(B), row-major, with leading dimensions: in f64 a
+ * plain loop, which shares no code with the compiled kernels (on the
+ * fmnist models it measured as fast as Debian's OpenBLAS, whose thread pool
+ * fepc no longer has to carry). */
 static void gemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, bool ta, const double *B,
                  int64_t ldb, bool tb, double *C, int64_t ldc, bool f32)
 {
     if (f32) {
         gemm_f32(M, N, K, A, lda, ta, B, ldb, tb, C, ldc);
-        return;
-    }
-    if (M * N * K >= 32768) {
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, 1.0, A, (int)lda, B, (int)ldb, 1.0, C, (int)ldc);
         return;
     }
     for (int64_t i = 0; i < M; i++)

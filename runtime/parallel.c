@@ -11,7 +11,6 @@
  * its large matrix products run in pieces on every thread (gemm.h). */
 #include "runtime.h"
 
-#include <cblas.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,9 +212,6 @@ static bool parallel_prepare(void *ctx, Program *p, bool f64, char *err, size_t 
 
 Pool *pool_new(Engine inner, int n_threads)
 {
-    /* fepc parallelises over the batch itself; OpenBLAS's own threads would
-     * only contend with ours (and spin), so it runs single-threaded. */
-    openblas_set_num_threads(1);
     Pool *pool = xcalloc(1, sizeof *pool);
     pool->inner = inner;
     pool->team = team_new(n_threads);

@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cblas.h>
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) { interrupted = 1; }
@@ -397,9 +396,6 @@ static int resume_from(Trainer *t, const char *path)
 
 int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt, Engine engine)
 {
-    /* fepc's own loops stay on one core per batch; OpenBLAS's thread pool
-     * only spins for these small products. */
-    openblas_set_num_threads(1);
     Trainer t = {.diag = d, .m = m, .cfg = *cfg, .opt = opt, .engine = engine};
     int rc = 1, first = 1;
     if (!load_data(&t, true))
