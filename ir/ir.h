@@ -95,6 +95,7 @@ typedef enum BufKind {
     BUF_COEFF,      /* runtime coefficients of a closed-form solve, unbatched */
     BUF_TEMP,       /* a compiled phase's intermediate (passes/plan.c) */
     BUF_HOIST,      /* a frozen expression shared by phases, computed once per relaxation (passes/hoist.c) */
+    BUF_LEVEL,      /* fpa's level-by-level solve: the messages k hops from the errors */
 } BufKind;
 
 typedef struct Buffer {
@@ -212,6 +213,7 @@ typedef enum PhaseId {
     PHASE_ADVANCE,      /* prev.x ← x (end of a stream step) */
     PHASE_SOLVE,        /* fpa in closed form: every relaxed value after n steps at once */
     PHASE_HOIST,        /* hoist.* ← frozen expressions the other phases share (passes/hoist.c) */
+    PHASE_SOLVE_LEVEL,  /* fpa level by level: lvl ← M lvl, v ← v + c·lvl (repeated depth − 1 times) */
     N_PHASES
 } PhaseId;
 
@@ -248,6 +250,8 @@ struct Program {
     int solve_coeff_buf;  /* PHASE_SOLVE's coefficient buffer (c_k = P[Bin(n, η) ≥ k]), or -1 */
     int solve_depth;      /* number of coefficients (longest relaxed path) */
     bool solve_transient; /* ar: depth more coefficients follow, P[Bin(n, η) = k] for k = 0.. */
+    bool solve_by_level;  /* fpa on deep graphs: PHASE_SOLVE then PHASE_SOLVE_LEVEL × (depth − 1), one
+                             coefficient at a time in solve_coeff_buf */
 };
 
 /* ---- graph.c ---- */

@@ -469,7 +469,15 @@ static void derive_ar(Deriver *dv)
  * Under ar s = x starts at the feedforward value v̄, b = −a^(1) (the drive
  * is an adjoint, not an error), and the start decays through M:
  *   x_i(n) = −Σ_k P[Bin(n, η) ≥ k] a_i^(k) + Σ_k P[Bin(n, η) = k] (M^k v̄)_i.
- * The runtime fills the coefficients for the n and η it runs with. */
+ * The runtime fills the coefficients for the n and η it runs with.
+ *
+ * On deep graphs with paths of many lengths (unrolled recurrent models)
+ * the levels a^(k) of every node, expanded into one expression, grow as
+ * nodes × depth.  fpa then solves level by level instead: PHASE_SOLVE sets
+ * lvl.i ← a_i^(1) and v_i ← v̄_i + c·a_i^(1), and PHASE_SOLVE_LEVEL, which
+ * the runtime repeats depth − 1 times with the next coefficient in c, sets
+ * lvl ← M lvl and v ← v + c·lvl: the same sums, as depth sweeps of the
+ * messages instead of n Euler steps, and two small phases to compile. */
 
 static bool solve_applies(const Deriver *dv)
 {
@@ -589,6 +597,79 @@ static NodeId coefficient(Deriver *dv, NodeId coeffs, int k)
     return ir_slice(dv->g, coeffs, k, k + 1, NULL);
 }
 
+/* fpa's closed form level by level (see above). */
+static void derive_solve_levels(Deriver *dv)
+{
+    Model *m = dv->m;
+    int n = m->n_tensors;
+    Shape one = {.rank = 1, .dims = {1}};
+    int coeff = ir_model_buffer(m, BUF_COEFF, "solve.level_coeff", ir_shape_id(dv->g, &one), false, -1);
+    NodeId c = load_buf(dv, coeff);
+    int *lvl = arena_alloc(m->arena, sizeof *lvl * (size_t)(n + 1));
+    NodeId *first = arena_alloc(m->arena, sizeof *first * (size_t)(n + 1)),
+           *next = arena_alloc(m->arena, sizeof *next * (size_t)(n + 1));
+    bool *reached = arena_alloc(m->arena, (size_t)n + 1);   /* carries a nonzero level now */
+    for (int t = 0; t < n; t++) {
+        first[t] = next[t] = NO_NODE;
+        lvl[t] = dv->relaxed[t] ? ir_model_buffer(m, BUF_LEVEL, arena_printf(m->arena, "lvl.%s", m->tensors[t].name),
+                                                  m->tensors[t].shape, true, t)
+                                : -1;
+    }
+    /* a^(1) from the clamped children; M lvl from the relaxed ones */
+    bool *edge = arena_alloc(m->arena, (size_t)(n * n) + 1);   /* edge[c·n + p]: c messages p */
+    memset(edge, 0, (size_t)(n * n) + 1);
+    for (int i = m->n_topo - 1; i >= 0; i--) {
+        int ch = m->topo[i];
+        const Tensor *child = &m->tensors[ch];
+        if (child->dist == DIST_NONE || dv->readout[ch])
+            continue;
+        NodeId seed = dv->relaxed[ch] ? load_buf(dv, lvl[ch])
+                                      : ir_neg(dv->g, seeds_of(dv, ch, value_of(dv, ch), arg_at(dv, child->mean),
+                                                               arg_at(dv, child->prec)).mean);
+        NodeId *leaf = messages(dv, ch, seed);
+        for (int p = 0; p < n; p++)
+            if (dv->relaxed[p] && leaf[dv->fwd_buf[p]] != NO_NODE) {
+                add_into(dv->g, dv->relaxed[ch] ? &next[p] : &first[p], leaf[dv->fwd_buf[p]]);
+                edge[ch * n + p] = dv->relaxed[ch];
+            }
+    }
+    /* depth: levels until no node is reached any more (M is nilpotent) */
+    int depth = 0;
+    bool any = false;
+    for (int t = 0; t < n; t++)
+        any |= (reached[t] = first[t] != NO_NODE);
+    bool *now = arena_alloc(m->arena, (size_t)n + 1);
+    while (any) {
+        depth++;
+        any = false;
+        for (int p = 0; p < n; p++) {
+            now[p] = false;
+            for (int ch = 0; ch < n && !now[p]; ch++)
+                now[p] = reached[ch] && edge[ch * n + p];
+        }
+        for (int t = 0; t < n; t++)
+            any |= (reached[t] = now[t]);
+    }
+    if (depth == 0)
+        return;
+    for (int t = 0; t < n; t++) {
+        if (!dv->relaxed[t])
+            continue;
+        const Shape *shape = tensor_shape(dv, t);
+        NodeId a1 = first[t] != NO_NODE ? first[t] : ir_fill(dv->g, 0, shape, true);
+        NodeId ak = next[t] != NO_NODE ? next[t] : ir_fill(dv->g, 0, shape, true);
+        ir_assign(dv->p, PHASE_SOLVE, lvl[t], ir_broadcast(dv->g, a1, shape, true));
+        ir_assign(dv->p, PHASE_SOLVE, m->tensors[t].buf,
+                  ir_broadcast(dv->g, ir_add(dv->g, load_buf(dv, dv->fwd_buf[t]), ir_mul(dv->g, c, a1)), shape, true));
+        ir_assign(dv->p, PHASE_SOLVE_LEVEL, lvl[t], ir_broadcast(dv->g, ak, shape, true));
+        ir_assign(dv->p, PHASE_SOLVE_LEVEL, m->tensors[t].buf,
+                  ir_broadcast(dv->g, ir_add(dv->g, value_of(dv, t), ir_mul(dv->g, c, ak)), shape, true));
+    }
+    dv->p->solve_coeff_buf = coeff;
+    dv->p->solve_depth = depth;
+    dv->p->solve_by_level = true;
+}
+
 static void derive_solve(Deriver *dv)
 {
     Model *m = dv->m;
@@ -604,6 +685,8 @@ static void derive_solve(Deriver *dv)
     for (int t = 0; t < m->n_tensors; t++)
         budget += 4 * dv->relaxed[t];
     int depth = drive_levels(dv, parts, n_parts, &budget);
+    if (depth < 0 && !ar)
+        derive_solve_levels(dv);
     if (depth <= 0)
         return;
     NodeId **start = NULL;

@@ -11,8 +11,8 @@
  * are.  An expression is frozen when every leaf is.  One is hoisted when it
  * is frozen, batched, costs real work (it contains a product, a
  * transcendental function, a division or a softmax) and would otherwise be
- * evaluated more than once per relaxation: it occurs in the loop phase
- * value_grad, or in two phases or more.  Only the largest such expressions
+ * evaluated more than once per relaxation: it occurs in a loop phase
+ * (value_grad, solve_level), or in two phases or more.  Only the largest such expressions
  * are stored; their frozen parts are computed inside PHASE_HOIST.  Under
  * strict pc this takes W x + b of a clamped input out of every relaxation
  * step; under fpa the activations of the frozen forward values, which the
@@ -88,7 +88,11 @@ static void walk(Hoister *h, const Phase *phase, int ph, void (*visit)(Hoister *
     }
 }
 
-static void count(Hoister *h, NodeId id, int ph) { h->phases[id] += ph == PHASE_VALUE_GRAD ? 2 : 1; }
+/* The loop phases run many times per relaxation: one occurrence is enough. */
+static void count(Hoister *h, NodeId id, int ph)
+{
+    h->phases[id] += ph == PHASE_VALUE_GRAD || ph == PHASE_SOLVE_LEVEL ? 2 : 1;
+}
 
 static bool candidate(const Hoister *h, NodeId id)
 {

@@ -65,9 +65,13 @@ bool session_get(const Session *s, int buf, double *out)
     return true;
 }
 
+/* Kinds of buffer a hoisted expression may read (passes/hoist.c). */
+static bool may_be_leaf(BufKind k) { return k == BUF_PARAM || k == BUF_CONST || k == BUF_VALUE || k == BUF_FORWARD; }
+
 bool session_set(Session *s, int buf, const double *in)
 {
-    session_leaves_changed();
+    if (may_be_leaf(s->model->buffers[buf].kind))
+        session_leaves_changed();
     int64_t n = session_buffer_len(s, buf);
     if (s->st.f64)
         memcpy(s->st.data[buf], in, sizeof *in * (size_t)n);
@@ -558,11 +562,21 @@ static double binomial_tail(int n, double eta, int k)
 /* P[Binomial(n, η) = k]: the share of the start that has travelled k hops. */
 static double binomial_pmf(int n, double eta, int k) { return k > n ? 0 : binomial_term(n, eta, k); }
 
-/* fpa and ar in closed form: one phase replaces `steps` Euler steps
- * exactly (derive.c: c_k = P[Bin ≥ k], then for ar P[Bin = k]). */
+/* fpa and ar in closed form: one phase (or, level by level, depth phases)
+ * replaces `steps` Euler steps exactly (derive.c: c_k = P[Bin ≥ k], then
+ * for ar P[Bin = k]). */
 static bool solve(Session *s, int steps, double step_size)
 {
     int depth = s->program->solve_depth;
+    if (s->program->solve_by_level) {   /* one coefficient per level (derive.c) */
+        for (int k = 0; k < depth; k++) {
+            double c = binomial_tail(steps, step_size, k + 1);
+            session_set(s, s->program->solve_coeff_buf, &c);
+            if (!session_run_phase(s, k == 0 ? PHASE_SOLVE : PHASE_SOLVE_LEVEL))
+                return false;
+        }
+        return true;
+    }
     int n = s->program->solve_transient ? 2 * depth : depth;
     double *c = xmalloc(sizeof *c * (size_t)n);
     for (int k = 0; k < depth; k++)
