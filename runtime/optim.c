@@ -6,15 +6,16 @@
  * formulas are PyTorch's (Adam: θ −= (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ)
  * + eps)).  Gradient clamping, when on, bounds each entry before the
  * optimizer sees it (the thesis clamps updates to ±50).  Every element is
- * updated on its own, so a step runs in chunks on the engine's team and the
- * result does not depend on the thread count. */
+ * updated on its own, so a step runs on the engine's team, one contiguous
+ * share of the params laid end to end per thread (the same thread tends to
+ * get the same share, whose state then stays in its cache), and the result
+ * does not depend on the thread count. */
 #include "runtime.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { CHUNK = 4096 };    /* elements per task: small, so that threads finish together */
 
 /* True when the session's program writes buffer b in its gradient phase:
  * a param the rule does not learn (random feedback) has no such write. */
@@ -124,32 +125,35 @@ typedef struct StepWork {
     const Optimizer *o;
     Session *s;
     Rule rule;
+    int64_t total;        /* elements of all params */
+    int n_shares;
 } StepWork;
 
-static int chunks_of(int64_t len)
+/* Elements [lo, hi) of the params laid end to end. */
+static void update_range(const StepWork *w, int64_t lo, int64_t hi)
 {
-    return (int)((len + CHUNK - 1) / CHUNK);
+    const Optimizer *o = w->o;
+    int64_t start = 0;
+    for (int p = 0; p < o->n_params && start < hi; start += o->len[p], p++) {
+        int64_t a = lo > start ? lo - start : 0, b = hi - start < o->len[p] ? hi - start : o->len[p];
+        if (a >= b)
+            continue;
+        void *theta = w->s->st.data[o->param_buf[p]];
+        const void *grad = w->s->st.data[o->grad_buf[p]];
+        if (o->f64)
+            update_f64(&w->rule, b - a, (double *)theta + a, (const double *)grad + a, (double *)o->m[p] + a,
+                       (double *)o->v[p] + a);
+        else
+            update_f32(&w->rule, b - a, (float *)theta + a, (const float *)grad + a, (float *)o->m[p] + a,
+                       (float *)o->v[p] + a);
+    }
 }
 
-/* Task k: the k-th chunk, counting each param's chunks in param order (a
- * param's last chunk may be short; none straddles two params). */
-static void step_chunk(void *arg, int k)
+/* Task k of n: the k-th of n equal contiguous shares. */
+static void step_share(void *arg, int k)
 {
     const StepWork *w = arg;
-    const Optimizer *o = w->o;
-    int p = 0;
-    while (k >= chunks_of(o->len[p]))
-        k -= chunks_of(o->len[p++]);
-    int64_t first = (int64_t)k * CHUNK;
-    int64_t n = o->len[p] - first < CHUNK ? o->len[p] - first : CHUNK;
-    void *theta = w->s->st.data[o->param_buf[p]];
-    const void *grad = w->s->st.data[o->grad_buf[p]];
-    if (o->f64)
-        update_f64(&w->rule, n, (double *)theta + first, (const double *)grad + first, (double *)o->m[p] + first,
-                   (double *)o->v[p] + first);
-    else
-        update_f32(&w->rule, n, (float *)theta + first, (const float *)grad + first, (float *)o->m[p] + first,
-                   (float *)o->v[p] + first);
+    update_range(w, w->total * k / w->n_shares, w->total * (k + 1) / w->n_shares);
 }
 
 void optim_step(Optimizer *o, Session *s)
@@ -165,9 +169,9 @@ void optim_step(Optimizer *o, Session *s)
         w.rule.step_size = lr / (1 - pow(c->beta1, (double)o->steps));
         w.rule.bias2_sqrt = sqrt(1 - pow(c->beta2, (double)o->steps));
     }
-    int n_chunks = 0;
     for (int p = 0; p < o->n_params; p++)
-        n_chunks += chunks_of(o->len[p]);
-    team_run(s->engine.team, n_chunks, step_chunk, &w);
+        w.total += o->len[p];
+    w.n_shares = team_size(s->engine.team);
+    team_run(s->engine.team, w.n_shares, step_share, &w);
     session_leaves_changed();
 }
