@@ -23,43 +23,26 @@
  * them through back.W instead of W (VjpRules), error_weights = learned |
  * random makes a node's error ψ v − mean (rule_params.c adds the params).
  * A free observed leaf is a readout: it sits at its prediction, which is
- * the exact minimiser of its own term, so it sends nothing upstream. */
-#include "passes.h"
+ * the exact minimiser of its own term, so it sends nothing upstream.
+ * fpa's and ar's relaxations in closed form are solve.c's. */
+#include "derive.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct Deriver {
-    Diag *diag;
-    Model *m;
-    Graph *g;
-    Program *p;
-    bool frozen;          /* args read fwd.* (fpa, bp) */
-    NodeId *frozen_map;   /* buffer → LOAD(fwd.v) for relaxed v */
-    int *fwd_buf;         /* tensor → fwd buffer, or -1 */
-    bool *relaxed;        /* tensor → relaxed by the integrator */
-    bool *readout;        /* tensor → free observed leaf */
-    bool *has_children;
-    NodeId *error_node;   /* tensor → its precision-weighted error node */
-    int *psi;             /* tensor → its error-weights param (psi.v) in this rule, or -1 */
-    VjpRules value_rules; /* messages to value nodes: the rule's relaxations */
-    VjpRules param_rules; /* parameter gradients: feedback kept, f' exact */
-    int n_leaf;           /* buffers that expressions can read (maps are this long) */
-} Deriver;
-
-static NodeId load_buf(Deriver *dv, int buf)
+NodeId dv_load_buf(Deriver *dv, int buf)
 {
     const Buffer *b = &dv->m->buffers[buf];
     return ir_load(dv->g, buf, b->shape, b->batched);
 }
 
-static NodeId value_of(Deriver *dv, int t) { return load_buf(dv, dv->m->tensors[t].buf); }
+NodeId dv_value_of(Deriver *dv, int t) { return dv_load_buf(dv, dv->m->tensors[t].buf); }
 
-static const Shape *tensor_shape(Deriver *dv, int t) { return ir_shape(dv->g, dv->m->tensors[t].shape); }
+const Shape *dv_tensor_shape(Deriver *dv, int t) { return ir_shape(dv->g, dv->m->tensors[t].shape); }
 
 /* An argument expression as the rule sees it. */
-static NodeId arg_at(Deriver *dv, NodeId arg)
+NodeId dv_arg_at(Deriver *dv, NodeId arg)
 {
     if (arg == NO_NODE || !dv->frozen)
         return arg;
@@ -74,7 +57,7 @@ static NodeId prediction(Deriver *dv, int t, NodeId mean)
     NodeId pred = tensor->dist == DIST_CATEGORICAL ? ir_softmax(dv->g, mean)
                   : tensor->dist == DIST_BERNOULLI ? ir_unary(dv->g, OP_SIGMOID, mean)
                                                    : mean;
-    return ir_broadcast(dv->g, pred, tensor_shape(dv, t), true);
+    return ir_broadcast(dv->g, pred, dv_tensor_shape(dv, t), true);
 }
 
 static NodeId sum_last(Graph *g, NodeId x)
@@ -91,15 +74,8 @@ static NodeId per_sample_sum(Graph *g, NodeId x)
     return ir_broadcast(g, ir_reduce_to(g, x, &scalar, g->nodes[x].batched), &scalar, true);
 }
 
-/* Seeds of one energy node at the given argument values. */
-typedef struct Seeds {
-    NodeId own;           /* ∂E/∂v */
-    NodeId mean, prec;    /* ∂E/∂mean (or logits), ∂E/∂prec; NO_NODE = none */
-    NodeId error;         /* −∂E/∂mean: the precision-weighted error */
-    NodeId energy;        /* per-sample E, shape [] batched */
-} Seeds;
 
-static Seeds seeds_of(Deriver *dv, int t, NodeId v, NodeId mean, NodeId prec)
+Seeds dv_seeds_of(Deriver *dv, int t, NodeId v, NodeId mean, NodeId prec)
 {
     Graph *g = dv->g;
     const Tensor *tensor = &dv->m->tensors[t];
@@ -133,12 +109,12 @@ static Seeds seeds_of(Deriver *dv, int t, NodeId v, NodeId mean, NodeId prec)
         s.error = ir_sub(g, v, ir_mul(g, ir_softmax(g, mean), mass));
         s.mean = ir_reduce_to(g, ir_neg(g, s.error), ir_node_shape(g, mean), g->nodes[mean].batched);
         s.energy = ir_sub(g, per_sample_sum(g, ir_mul(g, mass, lse)), per_sample_sum(g, ir_mul(g, v, mean)));
-        s.own = ir_broadcast(g, s.own, tensor_shape(dv, t), true);
+        s.own = ir_broadcast(g, s.own, dv_tensor_shape(dv, t), true);
         break;
     }
     case DIST_BERNOULLI: {
         /* E = Σ softplus(l) − v ⊙ l;  ∂E/∂l = σ(l) − v;  ∂E/∂v = −l */
-        s.own = ir_broadcast(g, ir_neg(g, mean), tensor_shape(dv, t), true);
+        s.own = ir_broadcast(g, ir_neg(g, mean), dv_tensor_shape(dv, t), true);
         s.error = ir_sub(g, v, ir_unary(g, OP_SIGMOID, mean));
         s.mean = ir_reduce_to(g, ir_neg(g, s.error), ir_node_shape(g, mean), g->nodes[mean].batched);
         s.energy = per_sample_sum(g, ir_sub(g, ir_unary(g, OP_SOFTPLUS, mean), ir_mul(g, v, mean)));
@@ -148,7 +124,7 @@ static Seeds seeds_of(Deriver *dv, int t, NodeId v, NodeId mean, NodeId prec)
         break;
     }
     if (s.own != NO_NODE)
-        s.own = ir_broadcast(g, s.own, tensor_shape(dv, t), true);
+        s.own = ir_broadcast(g, s.own, dv_tensor_shape(dv, t), true);
     return s;
 }
 
@@ -162,24 +138,24 @@ static Seeds seeds_of(Deriver *dv, int t, NodeId v, NodeId mean, NodeId prec)
  * weights, else v.  A readout sits at its prediction, without ψ. */
 static NodeId weighted_value(Deriver *dv, int t)
 {
-    NodeId v = value_of(dv, t);
+    NodeId v = dv_value_of(dv, t);
     if (dv->psi[t] < 0 || dv->readout[t])
         return v;
     BuildError err;
-    return ir_matmul(dv->g, value_of(dv, dv->psi[t]), v, 0, &err);
+    return ir_matmul(dv->g, dv_value_of(dv, dv->psi[t]), v, 0, &err);
 }
 
 static Seeds node_seeds(Deriver *dv, int t, NodeId mean, NodeId prec)
 {
     const Tensor *tensor = &dv->m->tensors[t];
     bool stored = dv->frozen && dv->fwd_buf[t] >= 0 && tensor->dist == DIST_NORMAL;
-    Seeds s = seeds_of(dv, t, weighted_value(dv, t), stored ? load_buf(dv, dv->fwd_buf[t]) : mean, prec);
+    Seeds s = dv_seeds_of(dv, t, weighted_value(dv, t), stored ? dv_load_buf(dv, dv->fwd_buf[t]) : mean, prec);
     if (stored)
         s.mean = ir_reduce_to(dv->g, s.mean, ir_node_shape(dv->g, mean), dv->g->nodes[mean].batched);
     return s;
 }
 
-static void add_into(Graph *g, NodeId *slot, NodeId x)
+void dv_add_into(Graph *g, NodeId *slot, NodeId x)
 {
     *slot = *slot == NO_NODE ? x : ir_add(g, *slot, x);
 }
@@ -219,7 +195,7 @@ static void classify(Deriver *dv, const bool *clamped)
 
 /* ---- phases shared by every rule ---- */
 
-static NodeId *new_leaf_map(Deriver *dv)
+NodeId *dv_new_leaf_map(Deriver *dv)
 {
     NodeId *leaf = arena_alloc(dv->m->arena, sizeof *leaf * (size_t)dv->n_leaf);
     for (int b = 0; b < dv->n_leaf; b++)
@@ -234,7 +210,7 @@ static NodeId *new_leaf_map(Deriver *dv)
 static void derive_init(Deriver *dv)
 {
     Model *m = dv->m;
-    NodeId *map = new_leaf_map(dv);
+    NodeId *map = dv_new_leaf_map(dv);
     for (int i = 0; i < m->n_topo; i++) {
         int t = m->topo[i];
         const Tensor *tensor = &m->tensors[t];
@@ -255,7 +231,7 @@ static void derive_readout(Deriver *dv)
     for (int t = 0; t < m->n_tensors; t++)
         if (dv->readout[t])
             ir_assign(dv->p, PHASE_READOUT, m->tensors[t].buf,
-                   prediction(dv, t, arg_at(dv, m->tensors[t].mean)));
+                   prediction(dv, t, dv_arg_at(dv, m->tensors[t].mean)));
 }
 
 static void derive_advance(Deriver *dv)
@@ -263,7 +239,7 @@ static void derive_advance(Deriver *dv)
     Model *m = dv->m;
     for (int t = 0; t < m->n_tensors; t++)
         if (m->tensors[t].prev_buf >= 0)
-            ir_assign(dv->p, PHASE_ADVANCE, m->tensors[t].prev_buf, value_of(dv, t));
+            ir_assign(dv->p, PHASE_ADVANCE, m->tensors[t].prev_buf, dv_value_of(dv, t));
 }
 
 /* Sends one node's argument seeds through its argument expressions. */
@@ -279,7 +255,7 @@ static void sweep_args(Deriver *dv, const Seeds *s, NodeId mean, NodeId prec, No
  * derivative = none makes them differ. */
 static NodeId *param_leaf_for(Deriver *dv, NodeId *leaf)
 {
-    return dv->value_rules.no_derivative ? new_leaf_map(dv) : leaf;
+    return dv->value_rules.no_derivative ? dv_new_leaf_map(dv) : leaf;
 }
 
 static void sweep_both(Deriver *dv, const Seeds *s, NodeId mean, NodeId prec, NodeId *leaf, NodeId *param_leaf)
@@ -317,7 +293,7 @@ static void emit_param_grads(Deriver *dv, const NodeId *leaf)
         int source = tensor->role == ROLE_PARAM ? grad_source(dv, t) : -1;
         if (source < 0)
             continue;
-        const Shape *shape = tensor_shape(dv, t);
+        const Shape *shape = dv_tensor_shape(dv, t);
         int grad = ir_model_buffer(m, BUF_GRAD, arena_printf(m->arena, "grad.%s", tensor->name),
                                    tensor->shape, false, t);
         NodeId value = leaf[source] == NO_NODE ? ir_fill(dv->g, 0, shape, false)
@@ -332,11 +308,11 @@ static void emit_error_and_energy(Deriver *dv, int t, const Seeds *s, NodeId *en
     const Tensor *tensor = &m->tensors[t];
     int err = ir_model_buffer(m, BUF_ERROR, arena_printf(m->arena, "error.%s", tensor->name),
                               tensor->shape, true, t);
-    NodeId e = ir_broadcast(dv->g, s->error, tensor_shape(dv, t), true);
+    NodeId e = ir_broadcast(dv->g, s->error, dv_tensor_shape(dv, t), true);
     dv->error_node[t] = e;
     ir_assign(dv->p, PHASE_ERRORS, err, e);
     if (s->energy != NO_NODE)
-        add_into(dv->g, energy, s->energy);
+        dv_add_into(dv->g, energy, s->energy);
 }
 
 /* ∂E/∂v from ∂E/∂(ψ v) = own: ψᵀ own, with ∂E/∂ψ added to the
@@ -345,11 +321,11 @@ static NodeId through_error_weights(Deriver *dv, int t, NodeId own, NodeId *para
 {
     if (dv->psi[t] < 0 || dv->readout[t])
         return own;
-    NodeId *tmp = new_leaf_map(dv);
+    NodeId *tmp = dv_new_leaf_map(dv);
     ir_vjp(dv->g, weighted_value(dv, t), own, tmp, dv->n_leaf, NULL);
     int psi_buf = dv->m->tensors[dv->psi[t]].buf;
     if (dv->p->rule.error_weights == ERROR_WEIGHTS_LEARNED && tmp[psi_buf] != NO_NODE)
-        add_into(dv->g, &param_leaf[psi_buf], tmp[psi_buf]);
+        dv_add_into(dv->g, &param_leaf[psi_buf], tmp[psi_buf]);
     return tmp[dv->m->tensors[t].buf];
 }
 
@@ -370,7 +346,7 @@ static void emit_value_grad(Deriver *dv, int t, NodeId grad)
     const Tensor *tensor = &m->tensors[t];
     int vgrad = ir_model_buffer(m, BUF_VGRAD, arena_printf(m->arena, "vgrad.%s", tensor->name),
                                 tensor->shape, true, t);
-    ir_assign(dv->p, PHASE_VALUE_GRAD, vgrad, ir_broadcast(dv->g, grad, tensor_shape(dv, t), true));
+    ir_assign(dv->p, PHASE_VALUE_GRAD, vgrad, ir_broadcast(dv->g, grad, dv_tensor_shape(dv, t), true));
     dv->p->relaxed[dv->p->n_relaxed++] = (Relaxed){t, tensor->buf, vgrad};
 }
 
@@ -379,7 +355,7 @@ static void emit_value_grad(Deriver *dv, int t, NodeId grad)
 static void derive_relaxation(Deriver *dv)
 {
     Model *m = dv->m;
-    NodeId *leaf = new_leaf_map(dv);
+    NodeId *leaf = dv_new_leaf_map(dv);
     NodeId *param_leaf = param_leaf_for(dv, leaf);
     NodeId energy = NO_NODE;
     NodeId *own = arena_alloc(m->arena, sizeof *own * (size_t)m->n_tensors);
@@ -388,7 +364,7 @@ static void derive_relaxation(Deriver *dv)
         own[t] = NO_NODE;
         if (tensor->dist == DIST_NONE)
             continue;
-        NodeId mean = arg_at(dv, tensor->mean), prec = arg_at(dv, tensor->prec);
+        NodeId mean = dv_arg_at(dv, tensor->mean), prec = dv_arg_at(dv, tensor->prec);
         Seeds s = node_seeds(dv, t, mean, prec);
         emit_error_and_energy(dv, t, &s, &energy);
         if (dv->readout[t])
@@ -425,16 +401,16 @@ static void derive_relaxation(Deriver *dv)
 static void derive_ar(Deriver *dv)
 {
     Model *m = dv->m;
-    NodeId *leaf = new_leaf_map(dv);
+    NodeId *leaf = dv_new_leaf_map(dv);
     NodeId *param_leaf = param_leaf_for(dv, leaf);
     NodeId energy = NO_NODE;
     for (int t = 0; t < m->n_tensors; t++) {
         const Tensor *tensor = &m->tensors[t];
         if (tensor->dist == DIST_NONE)
             continue;
-        NodeId mean = arg_at(dv, tensor->mean), prec = arg_at(dv, tensor->prec);
+        NodeId mean = dv_arg_at(dv, tensor->mean), prec = dv_arg_at(dv, tensor->prec);
         if (dv->relaxed[t]) {
-            NodeId x = value_of(dv, t), pred = prediction(dv, t, mean);
+            NodeId x = dv_value_of(dv, t), pred = prediction(dv, t, mean);
             ir_vjp(dv->g, pred, x, leaf, dv->n_leaf, &dv->value_rules);
             if (param_leaf != leaf)
                 ir_vjp(dv->g, pred, x, param_leaf, dv->n_leaf, &dv->param_rules);
@@ -450,272 +426,11 @@ static void derive_ar(Deriver *dv)
     for (int t = 0; t < m->n_tensors; t++) {
         if (!dv->relaxed[t])
             continue;
-        NodeId x = value_of(dv, t), msg = leaf[dv->fwd_buf[t]];
+        NodeId x = dv_value_of(dv, t), msg = leaf[dv->fwd_buf[t]];
         emit_value_grad(dv, t, msg == NO_NODE ? x : ir_sub(dv->g, x, msg));
     }
     emit_param_grads(dv, param_leaf);
     emit_energy(dv, energy);
-}
-
-/* ---- fpa and ar in closed form ----
- *
- * With frozen Jacobians, unit precisions and Jacobi Euler steps of size η,
- * the relaxed state obeys s(t+1) = (1 − η) s(t) + η (M s(t) + b): b is the
- * drive from clamped children, M sends child states to parents and is
- * nilpotent on a DAG.  Under fpa s = ε starts at 0 and
- *   ε_i(n) = Σ_k P[Bin(n, η) ≥ k] a_i^(k),
- * a_i^(k) being the message reaching i along paths of exactly k edges
- * (a^(1) = b, a^(k) = M a^(k−1)); PHASE_SOLVE writes v_i = v̄_i + ε_i(n).
- * Under ar s = x starts at the feedforward value v̄, b = −a^(1) (the drive
- * is an adjoint, not an error), and the start decays through M:
- *   x_i(n) = −Σ_k P[Bin(n, η) ≥ k] a_i^(k) + Σ_k P[Bin(n, η) = k] (M^k v̄)_i.
- * The runtime fills the coefficients for the n and η it runs with.
- *
- * On deep graphs with paths of many lengths (unrolled recurrent models)
- * the levels a^(k) of every node, expanded into one expression, grow as
- * nodes × depth.  fpa then solves level by level instead: PHASE_SOLVE sets
- * lvl.i ← a_i^(1) and v_i ← v̄_i + c·a_i^(1), and PHASE_SOLVE_LEVEL, which
- * the runtime repeats depth − 1 times with the next coefficient in c, sets
- * lvl ← M lvl and v ← v + c·lvl: the same sums, as depth sweeps of the
- * messages instead of n Euler steps, and two small phases to compile. */
-
-static bool solve_applies(const Deriver *dv)
-{
-    const Model *m = dv->m;
-    RuleSpec r = dv->p->rule;
-    if ((r.kind != RULE_FPA && r.kind != RULE_AR) || r.error_weights != ERROR_WEIGHTS_IDENTITY ||
-        m->train.integrator != INTEGRATOR_EULER || m->train.momentum != 0 || m->train.tol != 0 || m->has_prev)
-        return false;
-    for (int t = 0; t < m->n_tensors; t++)
-        if (dv->relaxed[t] && (m->tensors[t].dist != DIST_NORMAL || m->tensors[t].prec != NO_NODE))
-            return false;
-    return true;
-}
-
-/* The message a node's frozen arguments send to each relaxed parent when
- * seeded with `seed` on the mean: leaf[fwd_i] after one reverse sweep. */
-static NodeId *messages(Deriver *dv, int t, NodeId seed_on_mean)
-{
-    NodeId *leaf = new_leaf_map(dv);
-    NodeId mean = arg_at(dv, dv->m->tensors[t].mean);
-    ir_vjp(dv->g, mean, ir_reduce_to(dv->g, seed_on_mean, ir_node_shape(dv->g, mean), dv->g->nodes[mean].batched),
-           leaf, dv->n_leaf, &dv->value_rules);
-    return leaf;
-}
-
-static NodeId **level_table(Deriver *dv)
-{
-    int n = dv->m->n_tensors;
-    NodeId **parts = arena_alloc(dv->m->arena, sizeof *parts * (size_t)(n + 1));
-    for (int t = 0; t < n; t++) {
-        parts[t] = arena_alloc(dv->m->arena, sizeof **parts * (size_t)(n + 1));
-        for (int k = 0; k <= n; k++)
-            parts[t][k] = NO_NODE;
-    }
-    return parts;
-}
-
-/* Adds msg into a level slot, counting new terms against the budget. */
-static void add_term(Deriver *dv, NodeId *slot, NodeId msg, int *budget)
-{
-    if (*slot == NO_NODE)
-        (*budget)--;
-    add_into(dv->g, slot, msg);
-}
-
-/* a^(k): parts[t][k-1]; returns the depth (longest level any node has), or
- * -1 once more terms than the budget allows.  Walking in reverse
- * topological order, every child's parts are complete before its parents
- * need them. */
-static int drive_levels(Deriver *dv, NodeId **parts, int *n_parts, int *budget)
-{
-    Model *m = dv->m;
-    int n = m->n_tensors, depth = 0;
-    for (int i = m->n_topo - 1; i >= 0; i--) {
-        int c = m->topo[i];
-        const Tensor *child = &m->tensors[c];
-        if (child->dist == DIST_NONE || dv->readout[c])
-            continue;
-        int levels = dv->relaxed[c] ? n_parts[c] : 1;
-        for (int k = 0; k < levels; k++) {
-            NodeId seed;
-            if (dv->relaxed[c]) {
-                if (parts[c][k] == NO_NODE)
-                    continue;
-                seed = ir_neg(dv->g, parts[c][k]);     /* ∂E_c/∂mean = −ε_c */
-            } else {
-                Seeds s = seeds_of(dv, c, value_of(dv, c), arg_at(dv, child->mean), arg_at(dv, child->prec));
-                seed = s.mean;
-            }
-            NodeId *leaf = messages(dv, c, seed);
-            for (int p = 0; p < n; p++) {
-                if (!dv->relaxed[p] || leaf[dv->fwd_buf[p]] == NO_NODE)
-                    continue;
-                int level = dv->relaxed[c] ? k + 1 : 0;     /* a^(level+1) */
-                add_term(dv, &parts[p][level], ir_neg(dv->g, leaf[dv->fwd_buf[p]]), budget);
-                if (*budget < 0)
-                    return -1;
-                if (level + 1 > n_parts[p])
-                    n_parts[p] = level + 1;
-                if (n_parts[p] > depth)
-                    depth = n_parts[p];
-            }
-        }
-    }
-    return depth;
-}
-
-/* (M^k v̄): start[t][k] for k < depth, the feedforward values sent k hops
- * up; false once more terms than the budget allows. */
-static bool start_levels(Deriver *dv, NodeId **start, int depth, int *budget)
-{
-    Model *m = dv->m;
-    for (int t = 0; t < m->n_tensors; t++)
-        if (dv->relaxed[t])
-            start[t][0] = load_buf(dv, dv->fwd_buf[t]);
-    for (int i = m->n_topo - 1; i >= 0; i--) {
-        int c = m->topo[i];
-        if (!dv->relaxed[c])
-            continue;
-        for (int k = 0; k + 1 < depth; k++) {
-            if (start[c][k] == NO_NODE)
-                continue;
-            NodeId *leaf = messages(dv, c, start[c][k]);
-            for (int p = 0; p < m->n_tensors; p++)
-                if (dv->relaxed[p] && leaf[dv->fwd_buf[p]] != NO_NODE) {
-                    add_term(dv, &start[p][k + 1], leaf[dv->fwd_buf[p]], budget);
-                    if (*budget < 0)
-                        return false;
-                }
-        }
-    }
-    return true;
-}
-
-static NodeId coefficient(Deriver *dv, NodeId coeffs, int k)
-{
-    return ir_slice(dv->g, coeffs, k, k + 1, NULL);
-}
-
-/* fpa's closed form level by level (see above). */
-static void derive_solve_levels(Deriver *dv)
-{
-    Model *m = dv->m;
-    int n = m->n_tensors;
-    Shape one = {.rank = 1, .dims = {1}};
-    int coeff = ir_model_buffer(m, BUF_COEFF, "solve.level_coeff", ir_shape_id(dv->g, &one), false, -1);
-    NodeId c = load_buf(dv, coeff);
-    int *lvl = arena_alloc(m->arena, sizeof *lvl * (size_t)(n + 1));
-    NodeId *first = arena_alloc(m->arena, sizeof *first * (size_t)(n + 1)),
-           *next = arena_alloc(m->arena, sizeof *next * (size_t)(n + 1));
-    bool *reached = arena_alloc(m->arena, (size_t)n + 1);   /* carries a nonzero level now */
-    for (int t = 0; t < n; t++) {
-        first[t] = next[t] = NO_NODE;
-        lvl[t] = dv->relaxed[t] ? ir_model_buffer(m, BUF_LEVEL, arena_printf(m->arena, "lvl.%s", m->tensors[t].name),
-                                                  m->tensors[t].shape, true, t)
-                                : -1;
-    }
-    /* a^(1) from the clamped children; M lvl from the relaxed ones */
-    bool *edge = arena_alloc(m->arena, (size_t)(n * n) + 1);   /* edge[c·n + p]: c messages p */
-    memset(edge, 0, (size_t)(n * n) + 1);
-    for (int i = m->n_topo - 1; i >= 0; i--) {
-        int ch = m->topo[i];
-        const Tensor *child = &m->tensors[ch];
-        if (child->dist == DIST_NONE || dv->readout[ch])
-            continue;
-        NodeId seed = dv->relaxed[ch] ? load_buf(dv, lvl[ch])
-                                      : ir_neg(dv->g, seeds_of(dv, ch, value_of(dv, ch), arg_at(dv, child->mean),
-                                                               arg_at(dv, child->prec)).mean);
-        NodeId *leaf = messages(dv, ch, seed);
-        for (int p = 0; p < n; p++)
-            if (dv->relaxed[p] && leaf[dv->fwd_buf[p]] != NO_NODE) {
-                add_into(dv->g, dv->relaxed[ch] ? &next[p] : &first[p], leaf[dv->fwd_buf[p]]);
-                edge[ch * n + p] = dv->relaxed[ch];
-            }
-    }
-    /* depth: levels until no node is reached any more (M is nilpotent) */
-    int depth = 0;
-    bool any = false;
-    for (int t = 0; t < n; t++)
-        any |= (reached[t] = first[t] != NO_NODE);
-    bool *now = arena_alloc(m->arena, (size_t)n + 1);
-    while (any) {
-        depth++;
-        any = false;
-        for (int p = 0; p < n; p++) {
-            now[p] = false;
-            for (int ch = 0; ch < n && !now[p]; ch++)
-                now[p] = reached[ch] && edge[ch * n + p];
-        }
-        for (int t = 0; t < n; t++)
-            any |= (reached[t] = now[t]);
-    }
-    if (depth == 0)
-        return;
-    for (int t = 0; t < n; t++) {
-        if (!dv->relaxed[t])
-            continue;
-        const Shape *shape = tensor_shape(dv, t);
-        NodeId a1 = first[t] != NO_NODE ? first[t] : ir_fill(dv->g, 0, shape, true);
-        NodeId ak = next[t] != NO_NODE ? next[t] : ir_fill(dv->g, 0, shape, true);
-        ir_assign(dv->p, PHASE_SOLVE, lvl[t], ir_broadcast(dv->g, a1, shape, true));
-        ir_assign(dv->p, PHASE_SOLVE, m->tensors[t].buf,
-                  ir_broadcast(dv->g, ir_add(dv->g, load_buf(dv, dv->fwd_buf[t]), ir_mul(dv->g, c, a1)), shape, true));
-        ir_assign(dv->p, PHASE_SOLVE_LEVEL, lvl[t], ir_broadcast(dv->g, ak, shape, true));
-        ir_assign(dv->p, PHASE_SOLVE_LEVEL, m->tensors[t].buf,
-                  ir_broadcast(dv->g, ir_add(dv->g, value_of(dv, t), ir_mul(dv->g, c, ak)), shape, true));
-    }
-    dv->p->solve_coeff_buf = coeff;
-    dv->p->solve_depth = depth;
-    dv->p->solve_by_level = true;
-}
-
-static void derive_solve(Deriver *dv)
-{
-    Model *m = dv->m;
-    bool ar = dv->p->rule.kind == RULE_AR;
-    NodeId **parts = level_table(dv);
-    int *n_parts = arena_alloc(m->arena, sizeof *n_parts * (size_t)(m->n_tensors + 1));
-    /* A chain has about one term per node, but on deep graphs with paths of
-     * many lengths (unrolled LSTMs; ar's start, which reaches every
-     * ancestor at every level) the terms grow as nodes × depth and the
-     * program takes minutes to derive and compile: past a linear budget
-     * the Euler loop is the better program. */
-    int budget = 8;
-    for (int t = 0; t < m->n_tensors; t++)
-        budget += 4 * dv->relaxed[t];
-    int depth = drive_levels(dv, parts, n_parts, &budget);
-    if (depth < 0 && !ar)
-        derive_solve_levels(dv);
-    if (depth <= 0)
-        return;
-    NodeId **start = NULL;
-    if (ar) {
-        start = level_table(dv);
-        if (!start_levels(dv, start, depth, &budget))
-            return;
-    }
-    Shape coeff_shape = {.rank = 1, .dims = {ar ? 2 * depth : depth}};
-    int coeff = ir_model_buffer(m, BUF_COEFF, ar ? "solve.coeff_ar" : "solve.coeff", ir_shape_id(dv->g, &coeff_shape),
-                                false, -1);
-    NodeId coeffs = load_buf(dv, coeff);
-    for (int t = 0; t < m->n_tensors; t++) {
-        if (!dv->relaxed[t])
-            continue;
-        NodeId value = ar ? NO_NODE : load_buf(dv, dv->fwd_buf[t]);
-        for (int k = 0; k < n_parts[t]; k++)
-            if (parts[t][k] != NO_NODE) {
-                NodeId term = ir_mul(dv->g, coefficient(dv, coeffs, k), parts[t][k]);
-                add_into(dv->g, &value, ar ? ir_neg(dv->g, term) : term);
-            }
-        for (int k = 0; ar && k < depth; k++)
-            if (start[t][k] != NO_NODE)
-                add_into(dv->g, &value, ir_mul(dv->g, coefficient(dv, coeffs, depth + k), start[t][k]));
-        ir_assign(dv->p, PHASE_SOLVE, m->tensors[t].buf, ir_broadcast(dv->g, value, tensor_shape(dv, t), true));
-    }
-    dv->p->solve_coeff_buf = coeff;
-    dv->p->solve_depth = depth;
-    dv->p->solve_transient = ar;
 }
 
 /* ---- bp: one exact reverse sweep at the feedforward values ---- */
@@ -723,20 +438,20 @@ static void derive_solve(Deriver *dv)
 static void derive_bp(Deriver *dv)
 {
     Model *m = dv->m;
-    NodeId *leaf = new_leaf_map(dv);
+    NodeId *leaf = dv_new_leaf_map(dv);
     NodeId energy = NO_NODE;
     for (int i = m->n_topo - 1; i >= 0; i--) {
         int t = m->topo[i];
         const Tensor *tensor = &m->tensors[t];
         if (tensor->dist == DIST_NONE)
             continue;
-        NodeId mean = arg_at(dv, tensor->mean), prec = arg_at(dv, tensor->prec);
+        NodeId mean = dv_arg_at(dv, tensor->mean), prec = dv_arg_at(dv, tensor->prec);
         Seeds s = node_seeds(dv, t, mean, prec);
         if (dv->relaxed[t]) {
             /* Its adjoint is complete: every child came earlier in this walk. */
             NodeId adjoint = leaf[dv->fwd_buf[t]];
             if (adjoint == NO_NODE)
-                adjoint = ir_fill(dv->g, 0, tensor_shape(dv, t), true);
+                adjoint = ir_fill(dv->g, 0, dv_tensor_shape(dv, t), true);
             s.error = ir_neg(dv->g, adjoint);
             ir_vjp(dv->g, prediction(dv, t, mean), adjoint, leaf, dv->n_leaf, &dv->param_rules);
         } else if (!dv->readout[t]) {
@@ -862,10 +577,10 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped_in)
     /* Expressions read only buffers that exist now; derived outputs added
      * later (error.*, grad.*) are never read, so maps stop here. */
     dv.n_leaf = m->n_buffers;
-    dv.frozen_map = new_leaf_map(&dv);
+    dv.frozen_map = dv_new_leaf_map(&dv);
     for (int t = 0; t < m->n_tensors; t++)
         if (dv.fwd_buf[t] >= 0)
-            dv.frozen_map[m->tensors[t].buf] = load_buf(&dv, dv.fwd_buf[t]);
+            dv.frozen_map[m->tensors[t].buf] = dv_load_buf(&dv, dv.fwd_buf[t]);
     const int *feedback = rule.backward != BACKWARD_TRANSPOSE ? feedback_map(&dv) : NULL;
     dv.value_rules = (VjpRules){rule.no_derivative, feedback, dv.n_leaf};
     dv.param_rules = (VjpRules){false, feedback, dv.n_leaf};
@@ -878,7 +593,7 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped_in)
         derive_ar(&dv);
     else
         derive_relaxation(&dv);
-    if (solve_applies(&dv))
+    if (derive_solve_applies(&dv))
         derive_solve(&dv);
     derive_readout(&dv);
     derive_advance(&dv);
