@@ -31,10 +31,11 @@ def cpu_name():
         return platform.processor() or "unknown CPU"
 
 
-def section_markdown(sec, seconds):
+def section_markdown(sec, seconds, command):
     rows = markdown_table(["experiment", "thesis", "measured", "verdict"],
                           [(r.experiment, r.thesis, r.measured, r.verdict) for r in sec.rows])
-    return "## %s\n\n%s\n\n%s\n\n_Section regenerated in %.0f s._\n" % (sec.title, rows, sec.body.strip(), seconds)
+    return "## %s\n\n%s\n\n%s\n\n_Section regenerated in %.0f s by `%s`, %s._\n" % (
+        sec.title, rows, sec.body.strip(), seconds, command, datetime.date.today().isoformat())
 
 
 def write_atomic(path, text):
@@ -54,7 +55,7 @@ def assemble(out_dir, quick, command):
     head = ("# Reproductions: the thesis's experiments run by fepc\n\n"
             "Regenerate with `scripts/reproduce` (every number and figure below is measured by that "
             "command; `--quick` runs the same code on small subsets for CI). Last run: `%s` on %s, "
-            "%d cores, %s.%s\n\n"
+            "%d cores, %s; each section ends with the command that regenerated it.%s\n\n"
             "Each section starts with its rows: what the thesis claims, what this run measured, and "
             "whether they agree; where they differ, the section says why.\n"
             % (command, cpu_name(), os.cpu_count() or 1, datetime.date.today().isoformat(),
@@ -85,6 +86,7 @@ def main(argv):
         print(line, file=sys.stderr, flush=True)
 
     ctx = Context(a.root, os.path.abspath(a.fepc), out, work, a.quick, log)
+    command = "scripts/reproduce" + (" --quick" if a.quick else "") + (" --only " + a.only if a.only else "")
     failed = []
     for key in keys:
         log("== %s" % key)
@@ -96,9 +98,8 @@ def main(argv):
             traceback.print_exc()
             failed.append(key)
             continue
-        write_atomic(os.path.join(out, "sections", key + ".md"), section_markdown(sec, time.time() - start))
+        write_atomic(os.path.join(out, "sections", key + ".md"), section_markdown(sec, time.time() - start, command))
         log("== %s done in %.0f s" % (key, time.time() - start))
-    command = "scripts/reproduce" + (" --quick" if a.quick else "") + (" --only " + a.only if a.only else "")
     assemble(out, a.quick, command)
     if failed:
         print("reproduce: failed: %s" % ", ".join(failed), file=sys.stderr)
