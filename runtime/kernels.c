@@ -11,39 +11,6 @@
 #include "../ir/ir.h"
 #include "conv.h"
 #include "gemm.h"
-#include "team.h"
-
-enum {
-    LOOP_SPLIT_WORK = 1 << 15,   /* elements below which a loop runs in one piece */
-    LOOP_PIECES_PER_THREAD = 2,  /* pieces per team thread (evens out uneven cores) */
-};
-
-typedef struct LoopRun {
-    FepLoopBody *body;
-    void **buffers, **externs;
-    int64_t batch, n, per_piece;
-} LoopRun;
-
-static void loop_piece(void *arg, int k)
-{
-    const LoopRun *r = arg;
-    int64_t lo = k * r->per_piece, hi = lo + r->per_piece < r->n ? lo + r->per_piece : r->n;
-    if (lo < hi)
-        r->body(r->buffers, r->batch, r->externs, lo, hi);
-}
-
-void fep_loop(FepLoopBody *body, void **buffers, int64_t batch, void **externs, int64_t n, int64_t work)
-{
-    Team *team = team_ambient();
-    int64_t pieces = (int64_t)team_size(team) * LOOP_PIECES_PER_THREAD;
-    if (!team || n < 2 || n * work < LOOP_SPLIT_WORK) {
-        body(buffers, batch, externs, 0, n);
-        return;
-    }
-    pieces = pieces < n ? pieces : n;
-    LoopRun r = {body, buffers, externs, batch, n, (n + pieces - 1) / pieces};
-    team_run(team, (int)pieces, loop_piece, &r);
-}
 
 typedef struct View {
     int64_t rows, cols;

@@ -2,8 +2,7 @@
  * reductions, softmax, transposes, axis-0 copies and the spatial ops, in
  * float and double.  Elementwise work is generated inline; everything whose
  * loops are not a plain map goes through fep_kernel_f32/f64 with a constant
- * descriptor the code generator fills in; large elementwise loops run
- * through fep_loop, which spreads them over the ambient team.
+ * descriptor the code generator fills in.
  *
  * Layout: a batched operand holds batch × numel values; an unbatched one
  * numel.  Shapes are per sample. */
@@ -26,15 +25,5 @@ typedef struct FepKernelDesc {
 /* out is fully overwritten.  batch is the session's batch size. */
 void fep_kernel_f32(const FepKernelDesc *d, const float *a, const float *b, float *out, int64_t batch);
 void fep_kernel_f64(const FepKernelDesc *d, const double *a, const double *b, double *out, int64_t batch);
-
-/* An elementwise loop nest of a phase, outlined by the code generator: it
- * runs indices [lo, hi) of its outermost loop, with the phase's arguments. */
-typedef void FepLoopBody(void **buffers, int64_t batch, void **externs, int64_t lo, int64_t hi);
-
-/* Runs body over [0, n) of its outermost index: in pieces on the calling
- * thread's ambient team (team.h) when n × work (elements per index) is
- * large, else in one call.  Bodies are maps, so every cut gives the same
- * bits. */
-void fep_loop(FepLoopBody *body, void **buffers, int64_t batch, void **externs, int64_t n, int64_t work);
 
 #endif
