@@ -630,7 +630,7 @@ static void emit_phase(Emitter *e, PhaseId phase, const PhasePlan *pp)
 {
     e->phase = phase;
     char name[96];
-    snprintf(name, sizeof name, "%s_%s", e->prefix, ir_phase_name(phase));
+    ir_phase_symbol(name, sizeof name, e->prefix, phase);
     LLVMTypeRef params[3] = {e->ptr, e->i64, e->ptr};
     LLVMTypeRef ft = LLVMFunctionType(e->voidt, params, 3, false);
     e->fn = LLVMAddFunction(e->mod, name, ft);

@@ -121,7 +121,7 @@ static bool load_program(Jit *j, Model *m, Program *p, bool f64, const char *pre
             continue;
         Unit *u = &units[n++];
         char name[64];
-        snprintf(name, sizeof name, "%s_%s", prefix, ir_phase_name((PhaseId)ph));
+        ir_phase_symbol(name, sizeof name, prefix, (PhaseId)ph);
         u->ctx = LLVMContextCreate();
         u->mod = cg_new_module(u->ctx, j->tm, name);
         cg_emit_phase(u->mod, m, plan, f64, prefix, (PhaseId)ph);
@@ -184,7 +184,7 @@ bool jit_compile(Jit *j, Model *m, Program *p, bool f64, PhaseFn fns[N_PHASES], 
         if (!p->phases[ph].n_assigns)
             continue;
         char name[64];
-        snprintf(name, sizeof name, "%s_%s", prefix, ir_phase_name((PhaseId)ph));
+        ir_phase_symbol(name, sizeof name, prefix, (PhaseId)ph);
         LLVMOrcExecutorAddress addr;
         if (!cg_take_error(LLVMOrcLLJITLookup(j->jit, &addr, name), "linking", err, errlen))
             return false;

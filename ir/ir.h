@@ -381,15 +381,31 @@ bool ir_depends_on(const Model *m, NodeId root, bool params, bool values);
 /* Value-node tensors whose current value `root` reads (each once; at most
  * `max`).  prev() reads are not parents: they are last step's values. */
 int ir_value_parents(const Model *m, NodeId root, int *out, int max);
+/* One step of ir_rewrite: `id` is `original` after its inputs were
+ * rewritten (rebuilt when any changed); returns the node to use instead. */
+typedef NodeId IrRewriteStep(Graph *g, NodeId id, NodeId original, void *ctx);
+/* Rewrites `root` bottom-up, each node once: memo has an entry per node up
+ * to root, NO_NODE where not visited yet (an entry set beforehand replaces
+ * that node outright) and is kept for the next root of the same rewrite;
+ * step may be NULL.  The one rewriting mechanism: the functions below and
+ * passes/simplify.c use it. */
+NodeId ir_rewrite(Graph *g, NodeId root, NodeId *memo, IrRewriteStep *step, void *ctx);
 /* Rewrites `root`, replacing LOAD(buf) with map[buf] wherever map[buf] != NO_NODE. */
 NodeId ir_substitute(Graph *g, NodeId root, const NodeId *map, int n_buffers);
 /* Rewrites `root`, replacing node n with by_node[n] wherever n < n_map and
  * by_node[n] != NO_NODE. */
 NodeId ir_replace_nodes(Graph *g, NodeId root, const NodeId *by_node, NodeId n_map);
+/* The distinct nodes a phase evaluates (everything its results reach), each
+ * once, in no particular order; out has room for g->n_nodes.  Returns how
+ * many. */
+int ir_phase_nodes(const Graph *g, const Phase *ph, NodeId *out);
 /* Appends dst ← src to a phase of p (arena: the model's). */
 void ir_assign(Program *p, PhaseId phase, int dst, NodeId src);
 /* "init", "value_grad", ...: a phase's name in printouts and symbols. */
 const char *ir_phase_name(PhaseId phase);
+/* "<prefix>_<phase>": the symbol of a phase's compiled function, in JIT
+ * code and AOT modules alike. */
+void ir_phase_symbol(char *out, size_t len, const char *prefix, PhaseId phase);
 const char *ir_role_name(Role r);
 const char *ir_dist_name(DistKind d);
 const char *ir_rule_name(RuleKind r);

@@ -97,58 +97,95 @@ bool ir_depends_on(const Model *m, NodeId root, bool params, bool values)
     return found;
 }
 
-static NodeId rebuild(Graph *g, NodeId id, NodeId *memo, const NodeId *map, int n_buffers)
+NodeId ir_rewrite(Graph *g, NodeId id, NodeId *memo, IrRewriteStep *step, void *ctx)
 {
     if (memo[id] != NO_NODE)
         return memo[id];
-    const Node *n = &g->nodes[id];
-    NodeId result = id;
-    if (n->op == OP_LOAD) {
-        int buf = g->attrs[n->attr].ints[0];
-        if (buf < n_buffers && map[buf] != NO_NODE)
-            result = map[buf];
-    } else if (n->n_in) {
-        NodeId in[2] = {NO_NODE, NO_NODE};
-        bool changed = false;
-        for (int i = 0; i < n->n_in; i++) {
-            in[i] = rebuild(g, g->nodes[id].in[i], memo, map, n_buffers);
-            changed |= in[i] != g->nodes[id].in[i];
-        }
-        if (changed) {
-            n = &g->nodes[id];
-            Attr attr = n->attr >= 0 ? g->attrs[n->attr] : (Attr){0};
-            Shape shape = g->shapes[n->shape];
-            BuildError err;
-            Span saved = g->cur_span;
-            g->cur_span = n->span;
-            result = ir_build(g, (Op)n->op, in, n->attr >= 0 ? &attr : NULL, &shape, n->batched, &err);
-            g->cur_span = saved;
-            if (result == NO_NODE)
-                fep_die("substitution changed a shape: %s", err.message);
-        }
+    NodeId result = id, in[2] = {NO_NODE, NO_NODE};
+    bool changed = false;
+    for (int i = 0; i < g->nodes[id].n_in; i++) {
+        in[i] = ir_rewrite(g, g->nodes[id].in[i], memo, step, ctx);
+        changed |= in[i] != g->nodes[id].in[i];
     }
+    if (changed) {
+        const Node *n = &g->nodes[id];
+        Attr attr = n->attr >= 0 ? g->attrs[n->attr] : (Attr){0};
+        Shape shape = g->shapes[n->shape];
+        BuildError err;
+        Span saved = g->cur_span;
+        g->cur_span = n->span;
+        result = ir_build(g, (Op)n->op, in, n->attr >= 0 ? &attr : NULL, &shape, n->batched, &err);
+        g->cur_span = saved;
+        if (result == NO_NODE)
+            fep_die("rewrite changed a shape: %s", err.message);
+    }
+    if (step)
+        result = step(g, result, id, ctx);
     memo[id] = result;
     return result;
 }
 
-NodeId ir_substitute(Graph *g, NodeId root, const NodeId *map, int n_buffers)
+typedef struct LoadMap {
+    const NodeId *map;
+    int n_buffers;
+} LoadMap;
+
+static NodeId substitute_load(Graph *g, NodeId id, NodeId original, void *ctx)
+{
+    const LoadMap *lm = ctx;
+    const Node *n = &g->nodes[id];
+    if (n->op != OP_LOAD)
+        return id;
+    int buf = g->attrs[n->attr].ints[0];
+    return buf < lm->n_buffers && lm->map[buf] != NO_NODE ? lm->map[buf] : id;
+}
+
+/* A memo for rewriting `root` with the nodes of `by_node` (n_map long, or
+ * none) replaced outright. */
+static NodeId *new_memo(NodeId root, const NodeId *by_node, NodeId n_map)
 {
     NodeId *memo = xmalloc(sizeof *memo * ((size_t)root + 1));
-    for (int i = 0; i <= root; i++)
-        memo[i] = NO_NODE;
-    NodeId r = rebuild(g, root, memo, map, n_buffers);
+    for (NodeId i = 0; i <= root; i++)
+        memo[i] = i < n_map ? by_node[i] : NO_NODE;
+    return memo;
+}
+
+NodeId ir_substitute(Graph *g, NodeId root, const NodeId *map, int n_buffers)
+{
+    NodeId *memo = new_memo(root, NULL, 0);
+    LoadMap lm = {map, n_buffers};
+    NodeId r = ir_rewrite(g, root, memo, substitute_load, &lm);
     free(memo);
     return r;
 }
 
 NodeId ir_replace_nodes(Graph *g, NodeId root, const NodeId *by_node, NodeId n_map)
 {
-    NodeId *memo = xmalloc(sizeof *memo * ((size_t)root + 1));
-    for (NodeId i = 0; i <= root; i++)
-        memo[i] = i < n_map ? by_node[i] : NO_NODE;
-    NodeId r = rebuild(g, root, memo, NULL, 0);
+    NodeId *memo = new_memo(root, by_node, n_map);
+    NodeId r = ir_rewrite(g, root, memo, NULL, NULL);
     free(memo);
     return r;
+}
+
+int ir_phase_nodes(const Graph *g, const Phase *ph, NodeId *out)
+{
+    bool *seen = xcalloc((size_t)g->n_nodes + 1, 1);
+    int n = 0;
+    for (int i = 0; i < ph->n_assigns; i++)
+        if (!seen[ph->assigns[i].src]) {
+            seen[ph->assigns[i].src] = true;
+            out[n++] = ph->assigns[i].src;
+        }
+    for (int next = 0; next < n; next++) {   /* out doubles as the work list */
+        const Node *node = &g->nodes[out[next]];
+        for (int k = 0; k < node->n_in; k++)
+            if (!seen[node->in[k]]) {
+                seen[node->in[k]] = true;
+                out[n++] = node->in[k];
+            }
+    }
+    free(seen);
+    return n;
 }
 
 void ir_assign(Program *p, PhaseId phase, int dst, NodeId src)
@@ -163,6 +200,11 @@ const char *ir_phase_name(PhaseId phase)
     static const char *names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
                                           "advance", "solve", "hoist", "solve_level"};
     return phase >= 0 && phase < N_PHASES ? names[phase] : "?";
+}
+
+void ir_phase_symbol(char *out, size_t len, const char *prefix, PhaseId phase)
+{
+    snprintf(out, len, "%s_%s", prefix, ir_phase_name(phase));
 }
 
 const char *ir_role_name(Role r)

@@ -38,6 +38,8 @@ static bool costly(Op op)
     }
 }
 
+bool pass_hoist_leaf_kind(BufKind k) { return k == BUF_PARAM || k == BUF_CONST || k == BUF_VALUE || k == BUF_FORWARD; }
+
 static bool *frozen_buffers(const Program *p)
 {
     const Model *m = p->model;
@@ -49,9 +51,9 @@ static bool *frozen_buffers(const Program *p)
         written_later[p->relaxed[i].value_buf] = true;
     for (int b = 0; b < m->n_buffers; b++) {
         const Buffer *buf = &m->buffers[b];
-        bool clamped_value = buf->kind == BUF_VALUE && buf->tensor >= 0 && p->clamped[buf->tensor];
-        frozen[b] = !written_later[b] && ((buf->kind == BUF_PARAM && !p->learn_each_step) || buf->kind == BUF_CONST ||
-                                          clamped_value || buf->kind == BUF_FORWARD);
+        bool live_param = buf->kind == BUF_PARAM && p->learn_each_step;
+        bool free_value = buf->kind == BUF_VALUE && !(buf->tensor >= 0 && p->clamped[buf->tensor]);
+        frozen[b] = !written_later[b] && pass_hoist_leaf_kind(buf->kind) && !live_param && !free_value;
     }
     free(written_later);
     return frozen;
@@ -62,30 +64,16 @@ typedef struct Hoister {
     NodeId n;             /* nodes that existed before hoisting */
     bool *frozen, *worth; /* per node */
     int *phases;          /* per node: in how many phases it occurs (value_grad counts twice) */
-    int *stamp;           /* per node: the last phase that visited it */
     bool *chosen;         /* per node: stored in a hoist.* buffer */
-    NodeId *stack;
+    NodeId *nodes;        /* room for one phase's nodes */
 } Hoister;
 
-/* Visits every node of phase `ph` once, calling visit(h, node, ph). */
+/* Calls visit(h, node, ph) once for every node phase `ph` evaluates. */
 static void walk(Hoister *h, const Phase *phase, int ph, void (*visit)(Hoister *, NodeId, int))
 {
-    int top = 0;
-    for (int i = 0; i < phase->n_assigns; i++)
-        if (h->stamp[phase->assigns[i].src] != ph) {
-            h->stamp[phase->assigns[i].src] = ph;
-            h->stack[top++] = phase->assigns[i].src;
-        }
-    while (top) {
-        NodeId id = h->stack[--top];
-        visit(h, id, ph);
-        const Node *node = &h->g->nodes[id];
-        for (int k = 0; k < node->n_in; k++)
-            if (h->stamp[node->in[k]] != ph) {
-                h->stamp[node->in[k]] = ph;
-                h->stack[top++] = node->in[k];
-            }
-    }
+    int n = ir_phase_nodes(h->g, phase, h->nodes);
+    for (int i = 0; i < n; i++)
+        visit(h, h->nodes[i], ph);
 }
 
 /* The loop phases run many times per relaxation: one occurrence is enough. */
@@ -121,12 +109,10 @@ void pass_hoist(Program *p)
     h.frozen = xcalloc((size_t)h.n + 1, 1);
     h.worth = xcalloc((size_t)h.n + 1, 1);
     h.phases = xcalloc((size_t)h.n + 1, sizeof *h.phases);
-    h.stamp = xmalloc(sizeof *h.stamp * ((size_t)h.n + 1));
-    h.stack = xmalloc(sizeof *h.stack * ((size_t)h.n + 1));
+    h.nodes = xmalloc(sizeof *h.nodes * ((size_t)h.n + 1));
     h.chosen = xcalloc((size_t)h.n + 1, 1);
     for (NodeId id = 0; id < h.n; id++) {   /* inputs precede their users */
         const Node *node = &g->nodes[id];
-        h.stamp[id] = -1;
         h.frozen[id] = node->op == OP_LOAD ? frozen_buf[g->attrs[node->attr].ints[0]] : true;
         h.worth[id] = costly((Op)node->op);
         for (int k = 0; k < node->n_in; k++) {
@@ -137,8 +123,6 @@ void pass_hoist(Program *p)
     for (int ph = 0; ph < N_PHASES; ph++)
         if (ph != PHASE_INIT && ph != PHASE_HOIST)
             walk(&h, &p->phases[ph], ph, count);
-    for (NodeId id = 0; id < h.n; id++)
-        h.stamp[id] = -1;
     for (int ph = 0; ph < N_PHASES; ph++) {
         const Phase *phase = &p->phases[ph];
         if (ph == PHASE_INIT || ph == PHASE_HOIST)
@@ -172,7 +156,6 @@ void pass_hoist(Program *p)
     free(h.frozen);
     free(h.worth);
     free(h.phases);
-    free(h.stamp);
-    free(h.stack);
+    free(h.nodes);
     free(frozen_buf);
 }

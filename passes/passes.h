@@ -31,6 +31,9 @@ Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clampe
 /* Requires: pass_derive.  Moves frozen expressions that the phases would
  * evaluate more than once per relaxation into PHASE_HOIST (hoist.c). */
 void pass_hoist(Program *p);
+/* The kinds of buffer a hoisted expression may read (params, constants,
+ * values, fwd.*): writing one makes hoisted values stale. */
+bool pass_hoist_leaf_kind(BufKind k);
 
 /* Requires: pass_derive.  Exact rewrites for execution: a negated product
  * becomes the product of its negated smaller operand (simplify.c). */

@@ -19,17 +19,15 @@ static int64_t weight(const Graph *g, NodeId id)
     return ir_numel(ir_node_shape(g, id)) * (g->nodes[id].batched ? TYPICAL_BATCH : 1);
 }
 
-typedef struct Rewriter {
-    Graph *g;
-    NodeId *memo;
-    int *uses;            /* per node: users within the phase */
-} Rewriter;
-
-static NodeId negated_product(Rewriter *rw, NodeId neg)
+/* ir_rewrite step: −(A·B) → (−A)·B for a product the phase uses only
+ * here (uses: per node that existed before the phase was rewritten). */
+static NodeId negated_product(Graph *g, NodeId neg, NodeId original, void *uses_per_node)
 {
-    Graph *g = rw->g;
+    const int *uses = uses_per_node;
+    if (neg != original || g->nodes[neg].op != OP_NEG)
+        return neg;
     NodeId mm = g->nodes[neg].in[0];
-    if (g->nodes[mm].op != OP_MATMUL || rw->uses[mm] != 1)
+    if (g->nodes[mm].op != OP_MATMUL || uses[mm] != 1)
         return neg;
     NodeId in[2] = {g->nodes[mm].in[0], g->nodes[mm].in[1]};
     int small = weight(g, in[0]) <= weight(g, in[1]) ? 0 : 1;
@@ -46,57 +44,18 @@ static NodeId negated_product(Rewriter *rw, NodeId neg)
     return r;
 }
 
-static NodeId rewrite(Rewriter *rw, NodeId id)
-{
-    if (rw->memo[id] != NO_NODE)
-        return rw->memo[id];
-    Graph *g = rw->g;
-    NodeId in[2] = {NO_NODE, NO_NODE};
-    bool changed = false;
-    for (int k = 0; k < g->nodes[id].n_in; k++) {
-        in[k] = rewrite(rw, g->nodes[id].in[k]);
-        changed |= in[k] != g->nodes[id].in[k];
-    }
-    NodeId result = id;
-    const Node *n = &g->nodes[id];
-    if (n->op == OP_NEG && !changed)
-        result = negated_product(rw, id);
-    else if (changed) {
-        Attr attr = n->attr >= 0 ? g->attrs[n->attr] : (Attr){0};
-        Shape shape = g->shapes[n->shape];
-        BuildError err;
-        result = ir_build(g, (Op)n->op, in, n->attr >= 0 ? &attr : NULL, &shape, n->batched, &err);
-        if (result == NO_NODE)
-            fep_die("simplify: %s", err.message);
-    }
-    rw->memo[id] = result;
-    return result;
-}
-
 /* Users of each node among the distinct nodes phase `ph` evaluates (a
  * phase result counts as one more). */
-static void count_uses(const Graph *g, const Phase *ph, int *uses, NodeId n_nodes)
+static void count_uses(const Graph *g, const Phase *ph, int *uses)
 {
-    bool *seen = xcalloc((size_t)n_nodes + 1, 1);
-    NodeId *stack = xmalloc(sizeof *stack * ((size_t)n_nodes + 1));
-    int top = 0;
+    NodeId *nodes = xmalloc(sizeof *nodes * ((size_t)g->n_nodes + 1));
+    int n = ir_phase_nodes(g, ph, nodes);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->nodes[nodes[i]].n_in; k++)
+            uses[g->nodes[nodes[i]].in[k]]++;
     for (int i = 0; i < ph->n_assigns; i++)
-        if (uses[ph->assigns[i].src]++ == 0 && !seen[ph->assigns[i].src]) {
-            seen[ph->assigns[i].src] = true;
-            stack[top++] = ph->assigns[i].src;
-        }
-    while (top) {
-        const Node *n = &g->nodes[stack[--top]];
-        for (int k = 0; k < n->n_in; k++) {
-            uses[n->in[k]]++;
-            if (!seen[n->in[k]]) {
-                seen[n->in[k]] = true;
-                stack[top++] = n->in[k];
-            }
-        }
-    }
-    free(seen);
-    free(stack);
+        uses[ph->assigns[i].src]++;
+    free(nodes);
 }
 
 void pass_simplify(Program *p)
@@ -107,13 +66,14 @@ void pass_simplify(Program *p)
         if (!phase->n_assigns)
             continue;
         NodeId n = g->n_nodes;
-        Rewriter rw = {g, xmalloc(sizeof(NodeId) * ((size_t)n + 1)), xcalloc((size_t)n + 1, sizeof(int))};
+        NodeId *memo = xmalloc(sizeof *memo * ((size_t)n + 1));
+        int *uses = xcalloc((size_t)n + 1, sizeof *uses);
         for (NodeId id = 0; id < n; id++)
-            rw.memo[id] = NO_NODE;
-        count_uses(g, phase, rw.uses, n);
+            memo[id] = NO_NODE;
+        count_uses(g, phase, uses);
         for (int i = 0; i < phase->n_assigns; i++)
-            phase->assigns[i].src = rewrite(&rw, phase->assigns[i].src);
-        free(rw.memo);
-        free(rw.uses);
+            phase->assigns[i].src = ir_rewrite(g, phase->assigns[i].src, memo, negated_product, uses);
+        free(memo);
+        free(uses);
     }
 }

@@ -102,7 +102,7 @@ bool aot_bind(AotModule *a, Diag *d, Model *m, char *err, size_t errlen)
             if (!p->phases[ph].n_assigns)
                 continue;
             char name[64];
-            snprintf(name, sizeof name, "%s_%s", aot_prefixes[v], ir_phase_name((PhaseId)ph));
+            ir_phase_symbol(name, sizeof name, aot_prefixes[v], (PhaseId)ph);
             a->fns[v][ph] = (PhaseFn)(uintptr_t)dlsym(a->handle, name);
             if (!a->fns[v][ph]) {
                 snprintf(err, errlen, "%s: missing compiled phase %s", a->path, name);

@@ -309,11 +309,7 @@ static void blocked(const GemmImpl *impl, bool dbl, int64_t M, int64_t N, int64_
                     bool ta, const void *B, int64_t ldb, bool tb, void *C, int64_t ldc, bool accumulate)
 {
     Pieces p = {impl, dbl, M > N, M, N, K, lda, ldb, ldc, n_pieces(M, N, K), A, B, C, ta, tb, accumulate};
-    if (p.n == 1)
-        (dbl ? (void)impl->dgemm(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate)
-             : (void)impl->sgemm(M, N, K, A, lda, ta, B, ldb, tb, C, ldc, accumulate));
-    else
-        team_run(team_ambient(), p.n, run_piece, &p);
+    team_run(team_ambient(), p.n, run_piece, &p);   /* one piece: the whole product, here */
 }
 
 void fep_sgemm_path(FepGemmPath path, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, bool ta,

@@ -65,12 +65,9 @@ bool session_get(const Session *s, int buf, double *out)
     return true;
 }
 
-/* Kinds of buffer a hoisted expression may read (passes/hoist.c). */
-static bool may_be_leaf(BufKind k) { return k == BUF_PARAM || k == BUF_CONST || k == BUF_VALUE || k == BUF_FORWARD; }
-
 bool session_set(Session *s, int buf, const double *in)
 {
-    if (may_be_leaf(s->model->buffers[buf].kind))
+    if (pass_hoist_leaf_kind(s->model->buffers[buf].kind))
         session_leaves_changed();
     int64_t n = session_buffer_len(s, buf);
     if (s->st.f64)

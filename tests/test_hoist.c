@@ -33,28 +33,19 @@ static const char *model_text =
 static bool phase_has(const Program *p, PhaseId ph, Op op, int buf)
 {
     const Graph *g = &p->model->g;
-    bool *seen = calloc((size_t)g->n_nodes + 1, 1);
-    NodeId *stack = malloc(sizeof *stack * ((size_t)g->n_nodes + 1));
-    int top = 0;
+    NodeId *nodes = malloc(sizeof *nodes * ((size_t)g->n_nodes + 1));
+    int n = ir_phase_nodes(g, &p->phases[ph], nodes);
     bool found = false;
-    for (int i = 0; i < p->phases[ph].n_assigns; i++)
-        stack[top++] = p->phases[ph].assigns[i].src;
-    while (top && !found) {
-        NodeId id = stack[--top];
-        if (seen[id])
-            continue;
-        seen[id] = true;
-        const Node *n = &g->nodes[id];
+    for (int i = 0; i < n && !found; i++) {
+        const Node *node = &g->nodes[nodes[i]];
         bool reads = buf < 0;
-        for (int k = 0; k < n->n_in; k++) {
-            const Node *in = &g->nodes[n->in[k]];
+        for (int k = 0; k < node->n_in; k++) {
+            const Node *in = &g->nodes[node->in[k]];
             reads |= in->op == OP_LOAD && g->attrs[in->attr].ints[0] == buf;
-            stack[top++] = n->in[k];
         }
-        found = n->op == op && reads;
+        found = node->op == op && reads;
     }
-    free(seen);
-    free(stack);
+    free(nodes);
     return found;
 }
 
