@@ -270,6 +270,7 @@ static LLVMValueRef transcendental(Emitter *e, Op op, LLVMValueRef x)
     case OP_SIN: return call_math(e, "llvm.sin", x);
     case OP_COS: return call_math(e, "llvm.cos", x);
     case OP_TAN: return call_math(e, "tan", x);
+    case OP_DIGAMMA: return call_math(e, "fep_digamma", x);
     default: fep_die("emit: %s is not transcendental", op_info[op].name);
     }
 }
@@ -297,7 +298,7 @@ static LLVMValueRef scalar_op(Emitter *e, const Node *n, const Attr *a, LLVMValu
     case OP_DIV: return LLVMBuildFDiv(b, x, y, "");
     case OP_NEG: return LLVMBuildFNeg(b, x, "");
     case OP_TANH: case OP_SIGMOID: case OP_ELU: case OP_SOFTPLUS: case OP_EXP: case OP_LOG:
-    case OP_SQRT: case OP_SIN: case OP_COS: case OP_TAN: {
+    case OP_SQRT: case OP_SIN: case OP_COS: case OP_TAN: case OP_DIGAMMA: {
         LLVMTypeRef d = LLVMDoubleTypeInContext(e->ctx);
         LLVMValueRef r = transcendental(e, (Op)n->op, e->f64 ? x : LLVMBuildFPExt(b, x, d, ""));
         return e->f64 ? r : LLVMBuildFPTrunc(b, r, e->t, "");

@@ -86,6 +86,14 @@ const char *ast_binop_text(AstBinop op)
     case BIN_MUL: return "*";
     case BIN_DIV: return "/";
     case BIN_MATMUL: return "@";
+    case BIN_EQ: return "==";
+    case BIN_NE: return "!=";
+    case BIN_LT: return "<";
+    case BIN_LE: return "<=";
+    case BIN_GT: return ">";
+    case BIN_GE: return ">=";
+    case BIN_AND: return "&&";
+    case BIN_OR: return "||";
     }
     return "?";
 }

@@ -67,7 +67,12 @@ typedef enum AstExprKind {
     AST_LIST,       /* [e, e, ...] — nested lists are matrix literals: args */
 } AstExprKind;
 
-typedef enum AstBinop { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MATMUL } AstBinop;
+/* Comparisons and the logical operators yield 1 or 0; they are only
+ * meaningful in table definitions (`const T[i, j] : [..] = i == j`). */
+typedef enum AstBinop {
+    BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MATMUL,
+    BIN_EQ, BIN_NE, BIN_LT, BIN_LE, BIN_GT, BIN_GE, BIN_AND, BIN_OR,
+} AstBinop;
 
 typedef struct AstExpr AstExpr;
 
@@ -101,6 +106,12 @@ typedef enum AstDeclKind {
     DECL_LET,       /* let NAME = EXPR */
     DECL_EXTERN,    /* extern NAME(P, ...) = "lib:sym" grad "sym" */
     DECL_TRAIN,     /* train { KEY = VALUE ... } */
+    /* discrete active inference (the soft keywords; docs/language/agents.md) */
+    DECL_HIDDEN,    /* hidden NAME : [S] ~ categorical(prior = .., transition = B(u)) */
+    DECL_OUTCOME,   /* outcome NAME : [O] ~ categorical(likelihood = A(s, ..), preference = ..) */
+    DECL_CONTROL,   /* control NAME : [U] */
+    DECL_COUNTS,    /* counts NAME : SHAPE = INIT (Dirichlet concentrations, learned) */
+    DECL_AGENT,     /* agent { KEY = VALUE ... } */
 } AstDeclKind;
 
 typedef struct AstTrainEntry {
@@ -119,13 +130,17 @@ typedef struct AstDecl {
     const char *family_var;
     long family_lo, family_hi;
     Span family_span;
+    /* CONST table `T[i, j] : [..] = EXPR`: the index variables, one per dim */
+    const char **index_vars;
+    int n_index_vars;
+    Span index_span;
     /* shape `[d0, d1, ...]`; a written `[]` gives rank 0 */
     long *dims;
     Span *dim_spans;
     int n_dims;
     Span shape_span;
-    AstExpr *dist;        /* LATENT, OBSERVED: a CALL such as normal(mean, prec = P) */
-    AstExpr *init;        /* PARAM, CONST (required), LATENT `init = ...` (optional) */
+    AstExpr *dist;        /* LATENT, OBSERVED, HIDDEN, OUTCOME: a CALL such as normal(mean, prec = P) */
+    AstExpr *init;        /* PARAM, CONST, COUNTS (required), LATENT `init = ...` (optional) */
     AstExpr *value;       /* LET */
     /* EXTERN */
     const char **ext_params;
@@ -134,7 +149,7 @@ typedef struct AstDecl {
     Span ext_target_span;
     const char *ext_grad;     /* "softsign_grad" */
     Span ext_grad_span;
-    /* TRAIN */
+    /* TRAIN, AGENT */
     AstTrainEntry *entries;
     int n_entries;
 } AstDecl;

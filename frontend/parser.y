@@ -84,6 +84,10 @@ bool lex_parse(Parser *p);
         }                                                                   \
     } while (0)
 
+/* Every word that starts a declaration, for the messages that list them. */
+#define DECLARATION_WORDS \
+    "param, const, input, latent, observed, let, extern, train, hidden, outcome, control, counts, agent"
+
 enum {
     NEST_LIMIT = 256,       /* open brackets and unary minuses at once */
     OPERATOR_LIMIT = 1024,  /* binary operators and indexes in one declaration */
@@ -112,6 +116,10 @@ static AstDecl *decl_node(AstDecl *d, AstDeclKind kind, Span span, AstExpr *dist
 static AstDecl *decl_let(Parser *p, Span span, Tok name, AstExpr *value);
 static AstDecl *decl_extern(Parser *p, Span span, Tok name, const NameList *params, Tok target, Tok grad);
 static AstDecl *decl_train(Parser *p, Span span, const EntryList *entries);
+static AstDecl *decl_table(Parser *p, Span span, Tok name, const NameList *vars, Span vars_span,
+                           const DimList *shape, AstExpr *body);
+static AstDecl *decl_soft(Parser *p, Span span, Tok keyword, Tok name, const DimList *shape, AstExpr *tail);
+static AstDecl *decl_block(Parser *p, Span span, Tok keyword, const EntryList *entries);
 }
 
 %union {
@@ -138,6 +146,7 @@ static AstDecl *decl_train(Parser *p, Span span, const EntryList *entries);
 %token DOTDOT ".." COLON ":" EQ "=" TILDE "~" COMMA ","
 %token LPAREN "(" RPAREN ")" LBRACK "[" RBRACK "]" LBRACE "{" RBRACE "}"
 %token PLUS "+" MINUS "-" STAR "*" SLASH "/" AT "@"
+%token EQEQ "==" NE "!=" LT "<" LE "<=" GT ">" GE ">=" AND "&&" OR "||"
 %token <tok> NAME "name" INT "integer" FLOAT "number" STRING "string"
 
 %type <model> model_line
@@ -146,7 +155,7 @@ static AstDecl *decl_train(Parser *p, Span span, const EntryList *entries);
 %type <dims> shape dim_list dims
 %type <family> family
 %type <ival> signed_int
-%type <expr> latent_init expr term unary postfix primary opt_expr
+%type <expr> latent_init expr disjunction conjunction comparison sum term unary postfix primary opt_expr soft_tail
 %type <names> ext_params names
 %type <tok> ext_grad key_name
 %type <entries> train_entries
@@ -176,12 +185,24 @@ decls
 decl
   : PARAM NAME ":" shape "=" expr            { $$ = decl_tensor(p, DECL_PARAM, @$, $2, &$4, $6); }
   | CONST NAME ":" shape "=" expr            { $$ = decl_tensor(p, DECL_CONST, @$, $2, &$4, $6); }
+  | CONST NAME "[" names "]" ":" shape "=" expr  { $$ = decl_table(p, @$, $2, &$4, @3, &$7, $9); }
   | INPUT node_head                          { $$ = decl_node($2, DECL_INPUT, @$, NULL, NULL); }
   | LATENT node_head "~" expr latent_init    { $$ = decl_node($2, DECL_LATENT, @$, $4, $5); }
   | OBSERVED node_head "~" expr              { $$ = decl_node($2, DECL_OBSERVED, @$, $4, NULL); }
   | LET NAME "=" expr                        { $$ = decl_let(p, @$, $2, $4); }
   | EXTERN NAME "(" ext_params ")" "=" STRING ext_grad  { $$ = decl_extern(p, @$, $2, &$4, $7, $8); }
   | TRAIN "{" train_entries "}"              { $$ = decl_train(p, @$, &$3); }
+  | NAME NAME ":" shape soft_tail            { if (!($$ = decl_soft(p, @$, $1, $2, &$4, $5))) YYABORT; }
+  | NAME "{" train_entries "}"               { if (!($$ = decl_block(p, @$, $1, &$3))) YYABORT; }
+  ;
+
+/* what follows the shape of a soft-keyword declaration (hidden, outcome,
+ * control, counts): nothing, a distribution, or an initial value; which one
+ * each keyword takes is checked by decl_soft */
+soft_tail
+  : %empty                        { $$ = NULL; }
+  | "~" expr                      { $$ = $2; }
+  | "=" expr                      { $$ = ast_name(p->arena, "=", @1); $$->lhs = $2; }
   ;
 
 /* NAME[t in LO..HI] : [d0, d1, ...] */
@@ -251,12 +272,37 @@ key_name
   | GRAD                          { $$ = keyword_tok(p, "grad", @1); }
   ;
 
-/* ---- expressions: + -  <  * / @  <  unary -  <  postfix  <  primary ---- */
+/* ---- expressions: ||  <  &&  <  == != < <= > >=  <  + -  <  * / @  <  unary -  <  postfix  <  primary ---- */
 
 expr
+  : disjunction
+  ;
+
+disjunction
+  : conjunction
+  | disjunction "||" count conjunction  { $$ = ast_binary(p->arena, BIN_OR, $1, $4); }
+  ;
+
+conjunction
+  : comparison
+  | conjunction "&&" count comparison   { $$ = ast_binary(p->arena, BIN_AND, $1, $4); }
+  ;
+
+/* comparisons do not chain: a < b < c is a syntax error */
+comparison
+  : sum
+  | sum "==" count sum            { $$ = ast_binary(p->arena, BIN_EQ, $1, $4); }
+  | sum "!=" count sum            { $$ = ast_binary(p->arena, BIN_NE, $1, $4); }
+  | sum "<" count sum             { $$ = ast_binary(p->arena, BIN_LT, $1, $4); }
+  | sum "<=" count sum            { $$ = ast_binary(p->arena, BIN_LE, $1, $4); }
+  | sum ">" count sum             { $$ = ast_binary(p->arena, BIN_GT, $1, $4); }
+  | sum ">=" count sum            { $$ = ast_binary(p->arena, BIN_GE, $1, $4); }
+  ;
+
+sum
   : term
-  | expr "+" count term           { $$ = ast_binary(p->arena, BIN_ADD, $1, $4); }
-  | expr "-" count term           { $$ = ast_binary(p->arena, BIN_SUB, $1, $4); }
+  | sum "+" count term            { $$ = ast_binary(p->arena, BIN_ADD, $1, $4); }
+  | sum "-" count term            { $$ = ast_binary(p->arena, BIN_SUB, $1, $4); }
   ;
 
 term
@@ -524,6 +570,66 @@ static AstDecl *decl_train(Parser *p, Span span, const EntryList *entries)
     return d;
 }
 
+/* const T[i, j] : [..] = EXPR: a table whose entries EXPR gives per index. */
+static AstDecl *decl_table(Parser *p, Span span, Tok name, const NameList *vars, Span vars_span,
+                           const DimList *shape, AstExpr *body)
+{
+    AstDecl *d = decl_tensor(p, DECL_CONST, span, name, shape, body);
+    d->index_vars = vars->items;
+    d->n_index_vars = vars->n;
+    d->index_span = vars_span;
+    return d;
+}
+
+/* The soft keywords: declaration words that stay ordinary names everywhere
+ * else, so models that call a tensor `hidden` or `agent` keep working. */
+static const char *const soft_words[] = {"hidden", "outcome", "control", "counts"};
+static const AstDeclKind soft_kinds[] = {DECL_HIDDEN, DECL_OUTCOME, DECL_CONTROL, DECL_COUNTS};
+
+static AstDecl *decl_soft(Parser *p, Span span, Tok keyword, Tok name, const DimList *shape, AstExpr *tail)
+{
+    int k = 0;
+    while (k < 4 && strcmp(keyword.text, soft_words[k]))
+        k++;
+    if (k == 4) {
+        const char *hint = suggest_name(keyword.text, soft_words, 4);
+        diag_error(p->diag, keyword.span, "unknown declaration '%s'%s%s%s", keyword.text,
+                   hint ? "; did you mean '" : "; expected a declaration (" DECLARATION_WORDS ")",
+                   hint ? hint : "", hint ? "'?" : "");
+        return NULL;
+    }
+    bool init = tail && tail->kind == AST_NAME && !strcmp(tail->name, "=");
+    AstDeclKind kind = soft_kinds[k];
+    const char *want = kind == DECL_COUNTS ? "'=' and the initial counts"
+                       : kind == DECL_CONTROL ? "nothing" : "'~ categorical(...)'";
+    bool fits = kind == DECL_COUNTS ? init : kind == DECL_CONTROL ? !tail : tail && !init;
+    if (!fits) {
+        diag_error(p->diag, tail ? tail->span : shape->span, "%s '%s' takes %s after its shape", keyword.text,
+                   name.text, want);
+        return NULL;
+    }
+    AstDecl *d = decl_tensor(p, kind, span, name, shape, init ? tail->lhs : NULL);
+    d->dist = init ? NULL : tail;
+    return d;
+}
+
+/* NAME { KEY = VALUE ... }: `agent` is the one block besides `train`. */
+static AstDecl *decl_block(Parser *p, Span span, Tok keyword, const EntryList *entries)
+{
+    if (strcmp(keyword.text, "agent")) {
+        static const char *const blocks[] = {"agent", "train"};
+        const char *hint = suggest_name(keyword.text, blocks, 2);
+        diag_error(p->diag, keyword.span, "unknown block '%s'%s%s%s", keyword.text,
+                   hint ? "; did you mean '" : "; expected train or agent", hint ? hint : "", hint ? "'?" : "");
+        return NULL;
+    }
+    AstDecl *d = decl_new(p, DECL_AGENT, (Tok){.text = "agent", .span = keyword.span});
+    d->span = span;
+    d->entries = entries->items;
+    d->n_entries = entries->n;
+    return d;
+}
+
 /* ---- syntax errors ---- */
 
 /* Bison reaches yyerror only for its own failures (stack exhaustion), which
@@ -601,7 +707,7 @@ static const char *describe_expected(Parser *p, const yysymbol_kind_t *exp, int 
 {
     int prev = p->prev.kind;
     if (has(exp, n, YYSYMBOL_PARAM))
-        return "a declaration (param, const, input, latent, observed, let, extern, train)";
+        return "a declaration (" DECLARATION_WORDS ")";
     if (has(exp, n, YYSYMBOL_FLOAT))
         return "expression";
     if (has(exp, n, YYSYMBOL_INT))

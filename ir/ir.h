@@ -96,6 +96,7 @@ typedef enum BufKind {
     BUF_TEMP,       /* a compiled phase's intermediate (passes/plan.c) */
     BUF_HOIST,      /* a frozen expression shared by phases, computed once per relaxation (passes/hoist.c) */
     BUF_LEVEL,      /* fpa's level-by-level solve: the messages k hops from the errors */
+    BUF_AGENT,      /* a discrete agent's state and results: beliefs, observations, G, q(π), count deltas */
 } BufKind;
 
 typedef struct Buffer {
@@ -139,6 +140,7 @@ typedef struct Tensor {
     const char *family;   /* "h" for h[3]; NULL otherwise */
     int family_index;
     RuleParam rule_param; /* added by a relaxation (back.W, psi.v), or RULE_PARAM_NONE */
+    bool counts;          /* a param of Dirichlet concentrations, learned by counting (agents) */
     int serves;           /* rule-made params: the tensor they serve (W, v) */
 } Tensor;
 
@@ -182,6 +184,83 @@ typedef struct TrainConfig {
     uint64_t seed;
 } TrainConfig;
 
+/* ---- discrete active inference: a POMDP and its agent (lowered by ir/lower_agent.c) ----
+ * Probability tables are model tensors: a const holds fixed probabilities,
+ * a `counts` param holds Dirichlet concentrations (the table is their
+ * normalised value, and learning adds to them).  Axis order follows the
+ * thesis's notation: A[o, s1, s2, ..] = p(o | s1, s2, ..) over the factors
+ * the outcome names; B[u, s', s] = p(s' | s, u) for a controlled factor,
+ * B[s', s] for an uncontrolled one; D[s]; C[o] log-preferences; E[π]. */
+enum { AGENT_MAX_FACTORS = 4, AGENT_MAX_CONTROLS = 4 };
+
+typedef struct AgentFactor {
+    const char *name;
+    Span span;
+    int size;
+    int prior;            /* tensor D (or counts d) */
+    int transition;       /* tensor B (or counts b), or -1: the factor stays put */
+    int control;          /* index into Agent.controls, or -1 */
+    int process_prior, process_transition;   /* the generative process's tables (default: the model's) */
+    int q_buf, prior_buf, qprev_buf;         /* BUF_AGENT, batched */
+} AgentFactor;
+
+typedef struct AgentOutcome {
+    const char *name;
+    Span span;
+    int size;
+    int likelihood;       /* tensor A (or counts a) */
+    int factors[AGENT_MAX_FACTORS];          /* A's axes after the first */
+    int n_factors;
+    int preference;       /* tensor C (log-preferences), or -1: indifferent */
+    int process_likelihood;
+    int obs_buf;          /* BUF_AGENT, batched one-hot */
+} AgentOutcome;
+
+typedef struct AgentControl {
+    const char *name;
+    Span span;
+    int size;
+    int taken_buf;        /* BUF_AGENT, batched one-hot: the action taken */
+    int marginal_buf;     /* BUF_AGENT, batched: P(u) of the first step */
+} AgentControl;
+
+/* The terms of G(π) (bits of AgentConfig.terms).  risk = −utility − H[Q(o)];
+ * info_gain = H[Q(o)] − ambiguity enters negated; EFE = risk + ambiguity
+ * = −utility − info_gain.  novelty (Dirichlet parameter information gain)
+ * enters negated. */
+enum { TERM_RISK = 1, TERM_AMBIGUITY = 2, TERM_UTILITY = 4, TERM_INFO_GAIN = 8, TERM_NOVELTY = 16 };
+typedef enum ActionRule { ACTION_SAMPLE, ACTION_ARGMAX } ActionRule;
+
+typedef struct AgentConfig {
+    int horizon;
+    double gamma;         /* policy precision */
+    unsigned terms;       /* TERM_* */
+    bool joint_outcomes;  /* H[Q(o)] over the joint of all outcomes (pymdp), else summed per outcome */
+    ActionRule action;
+    double alpha;         /* ACTION_SAMPLE: u ~ softmax(alpha ln P(u)) */
+    int iterations;       /* mean-field sweeps of state inference (several factors) */
+    double lr;            /* Dirichlet learning rate (0 = no learning) */
+    int habit;            /* tensor E over policies, or -1 */
+    int steps;            /* steps per episode */
+    uint64_t seed;
+    Span terms_span, horizon_span, habit_span;
+} AgentConfig;
+
+typedef struct Agent {
+    AgentFactor *factors;
+    int n_factors;
+    AgentOutcome *outcomes;
+    int n_outcomes;
+    AgentControl *controls;
+    int n_controls;
+    AgentConfig cfg;
+    int64_t n_actions;    /* joint actions: the product of the control sizes */
+    int64_t n_policies;   /* n_actions ^ horizon */
+    int G_buf, q_pi_buf;  /* BUF_AGENT, batched [n_policies] */
+    int term_buf[5];      /* per TERM_* bit: that term of G summed over the horizon (BUF_AGENT), -1 if off */
+    int *delta_buf;       /* per tensor: its count increment buffer (counts only), else -1 */
+} Agent;
+
 typedef struct Model {
     Arena *arena;
     Graph g;
@@ -199,6 +278,7 @@ typedef struct Model {
     bool has_prev;            /* a stream model */
     struct LowerScope *scope; /* lets and families, for lowering later expressions (lower.h) */
     struct Program **programs;/* derived programs, one per (rule, clamp set): pass_derive_cached */
+    Agent *agent;             /* a discrete active-inference model (hidden/outcome/control); NULL for PC */
     int n_programs, cap_programs;
 } Model;
 
@@ -214,6 +294,12 @@ typedef enum PhaseId {
     PHASE_SOLVE,        /* fpa in closed form: every relaxed value after n steps at once */
     PHASE_HOIST,        /* hoist.* ← frozen expressions the other phases share (passes/hoist.c) */
     PHASE_SOLVE_LEVEL,  /* fpa level by level: lvl ← M lvl, v ← v + c·lvl (repeated depth − 1 times) */
+    /* a discrete agent's cycle (passes/agent.c): reset, then per step infer → plan → (act) → predict → learn */
+    PHASE_AGENT_RESET,  /* prior.f ← D_f: the start of an episode */
+    PHASE_AGENT_INFER,  /* q.f ← posterior over factor f given the outcomes o.m and prior.f */
+    PHASE_AGENT_PLAN,   /* G, its terms, q(π) and the action marginals p.c over every policy */
+    PHASE_AGENT_PREDICT,/* prior.f ← B_f(u) q.f for the action u taken; qprev.f ← q.f */
+    PHASE_AGENT_LEARN,  /* delta.* ← the batch-summed Dirichlet count increments of this step */
     N_PHASES
 } PhaseId;
 
@@ -286,6 +372,8 @@ typedef struct OpInfo {
     ScalarFn2 eval2;
 } OpInfo;
 extern const OpInfo op_info[N_OPS];
+/* ψ(x), the DIGAMMA op's maths; compiled code calls it by this name. */
+double fep_digamma(double x);
 static inline bool op_is_elementwise(Op op) { return op_info[op].flags & EW; }
 static inline bool op_is_leaf(Op op) { return op_info[op].flags & LEAF; }
 
@@ -464,6 +552,10 @@ void ir_print_explain(FILE *out, const Program *p);              /* fepc explain
  * families): how the REPL evaluates `tanh(W1 @ x)`.  NO_NODE after a
  * diagnostic. */
 NodeId ir_lower_expr(Diag *d, Model *m, const AstExpr *e);
+/* Sets one agent key (agent block, `fepc act --key value`); false after a
+ * diagnostic at the value's span. */
+bool ir_apply_agent_setting(Diag *d, Model *m, const char *key, Span key_span, const AstExpr *value);
+void ir_default_agent(AgentConfig *c);
 /* Sets one train key from an expression (train block, `--key value`, REPL);
  * false after a diagnostic at the value's span. */
 bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, const AstExpr *value);

@@ -17,7 +17,9 @@ static const long FAMILY_BOUND = 1000000000L;
 static const char *decl_word(AstDeclKind k)
 {
     static const char *words[] = {"a param", "a const",  "an input",  "a latent node",
-                                  "an observed node", "a let", "an extern", "a train block"};
+                                  "an observed node", "a let", "an extern", "a train block",
+                                  "a hidden factor", "an outcome", "a control", "a counts table",
+                                  "an agent block"};
     return words[k];
 }
 
@@ -25,7 +27,7 @@ static const char *decl_word(AstDeclKind k)
  * else "; expected a, b or c": the one pattern for every "unknown X" error. */
 static const char *hint_or_list(Lowerer *lw, const char *name, const char *const *names, int n)
 {
-    const char *hint = lower_suggest(name, names, n);
+    const char *hint = suggest_name(name, names, n);
     if (hint)
         return arena_printf(lw->model->arena, "; did you mean '%s'?", hint);
     char list[256] = "";
@@ -40,7 +42,7 @@ static const AstDecl *find_decl(const AstModel *ast, int before, const char *nam
 {
     for (int i = 0; i < before; i++) {
         const AstDecl *d = ast->decls[i];
-        if (d->kind != DECL_TRAIN && d->name && !strcmp(d->name, name))
+        if (d->kind != DECL_TRAIN && d->kind != DECL_AGENT && d->name && !strcmp(d->name, name))
             return d;
     }
     return NULL;
@@ -72,7 +74,8 @@ static bool check_shape(Lowerer *lw, const AstDecl *d, Shape *out)
 static Role role_of(AstDeclKind k)
 {
     switch (k) {
-    case DECL_PARAM: return ROLE_PARAM;
+    case DECL_PARAM:
+    case DECL_COUNTS: return ROLE_PARAM;
     case DECL_CONST: return ROLE_CONST;
     case DECL_INPUT: return ROLE_INPUT;
     case DECL_LATENT: return ROLE_LATENT;
@@ -94,6 +97,7 @@ static int add_tensor(Lowerer *lw, const AstDecl *d, const char *name, const Sha
     t->mean = t->prec = NO_NODE;
     t->prev_buf = -1;
     t->family_index = -1;
+    t->counts = d->kind == DECL_COUNTS;
     BufKind kind = t->role == ROLE_PARAM ? BUF_PARAM : t->role == ROLE_CONST ? BUF_CONST : BUF_VALUE;
     t->buf = ir_model_buffer(m, kind, name, t->shape, t->batched, index);
     return index;
@@ -104,7 +108,7 @@ static void declare(Lowerer *lw, int i)
 {
     const AstDecl *d = lw->ast->decls[i];
     Model *m = lw->model;
-    if (d->kind == DECL_TRAIN)
+    if (d->kind == DECL_TRAIN || d->kind == DECL_AGENT)
         return;
     const AstDecl *prior = find_decl(lw->ast, i, d->name);
     if (prior) {
@@ -144,6 +148,8 @@ static void declare(Lowerer *lw, int i)
     Shape shape;
     if (!check_shape(lw, d, &shape))
         return;
+    if (d->kind == DECL_HIDDEN || d->kind == DECL_OUTCOME || d->kind == DECL_CONTROL)
+        return;   /* the agent's variables, not tensors: lower_agent */
     if (!d->has_family) {
         add_tensor(lw, d, d->name, &shape);
         return;
@@ -358,7 +364,8 @@ static void define(Lowerer *lw, const AstDecl *d)
         }
         return;
     }
-    if (d->kind == DECL_EXTERN)
+    if (d->kind == DECL_EXTERN || d->kind == DECL_AGENT || d->kind == DECL_HIDDEN || d->kind == DECL_OUTCOME ||
+        d->kind == DECL_CONTROL)
         return;
     int first = ir_model_find_tensor(m, d->has_family ? arena_printf(m->arena, "%s[%ld]", d->name, d->family_lo) : d->name);
     if (first < 0 || m->tensors[first].span.start != d->name_span.start)
@@ -371,7 +378,7 @@ static void define(Lowerer *lw, const AstDecl *d)
         Shape shape = *ir_shape(&m->g, m->tensors[ti].shape);
         if (d->init) {
             Init init;
-            if (lower_init(lw, d->init, &shape, &init)) {
+            if (d->n_index_vars ? lower_table(lw, d, &shape, &init) : lower_init(lw, d->init, &shape, &init)) {
                 m->tensors[ti].init = init;
                 m->tensors[ti].has_init = true;
             }
@@ -397,7 +404,7 @@ Model *ir_lower(Diag *d, Arena *arena, const AstModel *ast, const char *path)
         declare(&lw, i);
     for (int i = 0; i < ast->n_decls && d->n_errors == before; i++)
         define(&lw, ast->decls[i]);
-    if (d->n_errors != before)
+    if (d->n_errors != before || !lower_agent(&lw))
         return NULL;
     LowerScope *scope = arena_alloc(arena, sizeof *scope);
     *scope = (LowerScope){lw.lets, lw.n_lets, lw.families, lw.n_families, lw.n_literals};

@@ -60,8 +60,36 @@ bool lower_init(Lowerer *lw, const AstExpr *e, const Shape *shape, Init *out);
 /* Flattens a (nested) list literal into values and its shape. */
 bool lower_literal(Lowerer *lw, const AstExpr *e, Shape *shape, double **values, int64_t *n);
 void lower_train_block(Lowerer *lw, const AstDecl *d);
+/* A block key's value: a number, an integer in [lo, hi], a positive number;
+ * messages say "BLOCK key 'KEY' expects ...". */
+bool lower_expect_number(Lowerer *lw, const AstExpr *v, const char *block, const char *key, double *out);
+bool lower_expect_int(Lowerer *lw, const AstExpr *v, const char *block, const char *key, long lo, long hi, long *out);
+bool lower_expect_positive(Lowerer *lw, const AstExpr *v, const char *block, const char *key, double *out);
+/* The keyword (or positional, in `allowed` order) arguments of an option
+ * call such as adam(lr = 0.01): opts[i].value is NULL where absent. */
+typedef struct LowerOption {
+    const char *name;
+    const AstExpr *value;
+} LowerOption;
+bool lower_read_options(Lowerer *lw, const AstExpr *call, const char *const *allowed, int n_allowed,
+                        LowerOption *opts);
+/* One of a closed set of names.  `what` names the kind ("rule") for the
+ * unknown-name error; `where` names the slot ("train key 'rule'") for a
+ * value that is not a name at all. */
+bool lower_choice(Lowerer *lw, const AstExpr *v, const char *what, const char *where, const char *const *names,
+                  int n, int *out);
 
-/* Closest name within edit distance 2 among `names`, or NULL. */
-const char *lower_suggest(const char *name, const char *const *names, int n_names);
+/* lower_table.c */
+/* Evaluates a table definition `const T[i, j] : SHAPE = EXPR` into a literal
+ * INIT; false after a diagnostic. */
+bool lower_table(Lowerer *lw, const AstDecl *d, const Shape *shape, Init *out);
+
+/* lower_agent.c */
+/* Lowers the hidden, outcome, control and agent declarations into
+ * m->agent (after every tensor is defined); checks every table's shape and
+ * normalisation and the size of the policy space.  False after a
+ * diagnostic; true (and no agent) for a model without them. */
+bool lower_agent(Lowerer *lw);
+
 
 #endif

@@ -15,48 +15,6 @@ static const char *const train_keys[] = {"rule", "steps", "step_size", "optimize
                                          "seed", "integrator", "momentum", "tol", "schedule", "warmup"};
 enum { N_TRAIN_KEYS = sizeof train_keys / sizeof *train_keys };
 
-/* Edit distance with adjacent transpositions counted as one edit
- * (optimal string alignment), so "tnah" is one edit from "tanh". */
-static int edit_distance(const char *a, const char *b)
-{
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    if (la > 32 || lb > 32)
-        return 99;
-    int d[33][33];
-    for (int i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (int j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (int i = 1; i <= la; i++)
-        for (int j = 1; j <= lb; j++) {
-            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < best)
-                best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    return d[la][lb];
-}
-
-/* A hint is at most two edits away and changes at most half of what was
- * typed, so "foo" suggests nothing rather than "fpa". */
-const char *lower_suggest(const char *name, const char *const *names, int n_names)
-{
-    const char *best = NULL;
-    int best_d = 3, len = (int)strlen(name);
-    for (int i = 0; i < n_names; i++) {
-        int d = edit_distance(name, names[i]);
-        if (d < best_d && 2 * d <= len) {
-            best_d = d;
-            best = names[i];
-        }
-    }
-    return best;
-}
-
 /* "a, b or c" */
 static void join_names(char *list, size_t len, const char *const *names, int n)
 {
@@ -70,7 +28,7 @@ static void join_names(char *list, size_t len, const char *const *names, int n)
  * "; expected a, b or c": the one tail of every "unknown X 'name'" error. */
 static const char *hint_or_list(Lowerer *lw, const char *name, const char *const *names, int n)
 {
-    const char *hint = lower_suggest(name, names, n);
+    const char *hint = suggest_name(name, names, n);
     if (hint)
         return arena_printf(lw->model->arena, "; did you mean '%s'?", hint);
     char list[256];
@@ -179,7 +137,7 @@ static const char *const init_names[] = {"zeros", "ones", "xavier", "kaiming", "
 
 static void unknown_init(Lowerer *lw, Span span, const char *name)
 {
-    const char *hint = lower_suggest(name, init_names, 6);
+    const char *hint = suggest_name(name, init_names, 6);
     char list[256];
     join_names(list, sizeof list, init_forms, 8);
     if (hint)
@@ -293,11 +251,11 @@ bool lower_init(Lowerer *lw, const AstExpr *e, const Shape *shape, Init *out)
 
 /* ---- train block ---- */
 
-static bool expect_number(Lowerer *lw, const AstExpr *v, const char *key, double *out)
+bool lower_expect_number(Lowerer *lw, const AstExpr *v, const char *block, const char *key, double *out)
 {
     const AstExpr *n = v->kind == AST_NEG ? v->lhs : v;
     if (n->kind != AST_NUM) {
-        diag_error(lw->diag, v->span, "train key '%s' expects a number", key);
+        diag_error(lw->diag, v->span, "%s key '%s' expects a number", block, key);
         return false;
     }
     *out = v->kind == AST_NEG ? -n->num : n->num;
@@ -305,45 +263,39 @@ static bool expect_number(Lowerer *lw, const AstExpr *v, const char *key, double
 }
 
 /* An integer in [lo, hi]. */
-static bool expect_int(Lowerer *lw, const AstExpr *v, const char *key, long lo, long hi, long *out)
+bool lower_expect_int(Lowerer *lw, const AstExpr *v, const char *block, const char *key, long lo, long hi, long *out)
 {
     double x;
-    if (!expect_number(lw, v, key, &x))
+    if (!lower_expect_number(lw, v, block, key, &x))
         return false;
     if (x != floor(x) || x < (double)lo) {
-        diag_error(lw->diag, v->span, "train key '%s' expects an integer >= %ld, got %g", key, lo, x);
+        diag_error(lw->diag, v->span, "%s key '%s' expects an integer >= %ld, got %g", block, key, lo, x);
         return false;
     }
     if (x > (double)hi) {
-        diag_error(lw->diag, v->span, "train key '%s' expects an integer <= %ld, got %g", key, hi, x);
+        diag_error(lw->diag, v->span, "%s key '%s' expects an integer <= %ld, got %g", block, key, hi, x);
         return false;
     }
     *out = (long)x;
     return true;
 }
 
-static bool expect_positive(Lowerer *lw, const AstExpr *v, const char *key, double *out)
+bool lower_expect_positive(Lowerer *lw, const AstExpr *v, const char *block, const char *key, double *out)
 {
-    if (!expect_number(lw, v, key, out))
+    if (!lower_expect_number(lw, v, block, key, out))
         return false;
     if (!(*out > 0) || isinf(*out)) {
-        diag_error(lw->diag, v->span, "train key '%s' expects a positive number, got %g", key, *out);
+        diag_error(lw->diag, v->span, "%s key '%s' expects a positive number, got %g", block, key, *out);
         return false;
     }
     return true;
 }
 
-/* Finds the keyword option `name` in a call; NULL if absent. */
-typedef struct Option {
-    const char *name;
-    const AstExpr *value;
-} Option;
-
-static bool read_options(Lowerer *lw, const AstExpr *call, const char *const *allowed, int n_allowed,
-                         Option *opts)
+bool lower_read_options(Lowerer *lw, const AstExpr *call, const char *const *allowed, int n_allowed,
+                         LowerOption *opts)
 {
     for (int i = 0; i < n_allowed; i++)
-        opts[i] = (Option){allowed[i], NULL};
+        opts[i] = (LowerOption){allowed[i], NULL};
     for (int i = 0; i < call->n_args; i++) {
         const AstArg *a = &call->args[i];
         int slot = -1;
@@ -377,7 +329,7 @@ static bool read_options(Lowerer *lw, const AstExpr *call, const char *const *al
 /* One of a closed set of names.  `what` names the kind ("rule") for the
  * unknown-name error; `where` names the slot ("train key 'rule'") for a
  * value that is not a name at all. */
-static bool choice(Lowerer *lw, const AstExpr *v, const char *what, const char *where,
+bool lower_choice(Lowerer *lw, const AstExpr *v, const char *what, const char *where,
                    const char *const *names, int n, int *out)
 {
     if (v->kind == AST_NAME) {
@@ -409,30 +361,30 @@ static void train_rule(Lowerer *lw, const AstExpr *v, TrainConfig *t)
     AstExpr callee = {.kind = AST_NAME, .name = v->name, .span = v->name_span};
     const AstExpr *head = v->kind == AST_CALL ? &callee : v;
     int kind;
-    if (!choice(lw, head, "rule", "train key 'rule'", rules, 5, &kind))
+    if (!lower_choice(lw, head, "rule", "train key 'rule'", rules, 5, &kind))
         return;
     RuleSpec r = {.kind = (RuleKind)kind};
     if (v->kind == AST_CALL) {
         static const char *const allowed[] = {"backward", "derivative", "error_weights"};
-        Option o[3];
-        if (!read_options(lw, v, allowed, 3, o))
+        LowerOption o[3];
+        if (!lower_read_options(lw, v, allowed, 3, o))
             return;
         static const char *const backward[] = {"transpose", "learned", "random"};
         static const char *const deriv[] = {"exact", "none"};
         static const char *const ew[] = {"identity", "learned", "random"};
         int x;
         if (o[0].value) {
-            if (!choice(lw, o[0].value, "backward mode", arg_of(lw, "backward", v), backward, 3, &x))
+            if (!lower_choice(lw, o[0].value, "backward mode", arg_of(lw, "backward", v), backward, 3, &x))
                 return;
             r.backward = (BackwardMode)x;
         }
         if (o[1].value) {
-            if (!choice(lw, o[1].value, "derivative mode", arg_of(lw, "derivative", v), deriv, 2, &x))
+            if (!lower_choice(lw, o[1].value, "derivative mode", arg_of(lw, "derivative", v), deriv, 2, &x))
                 return;
             r.no_derivative = x == 1;
         }
         if (o[2].value) {
-            if (!choice(lw, o[2].value, "error_weights mode", arg_of(lw, "error_weights", v), ew, 3, &x))
+            if (!lower_choice(lw, o[2].value, "error_weights mode", arg_of(lw, "error_weights", v), ew, 3, &x))
                 return;
             r.error_weights = (ErrorWeights)x;
         }
@@ -445,7 +397,7 @@ static void train_optimizer(Lowerer *lw, const AstExpr *v, TrainConfig *t)
     static const char *const names[] = {"sgd", "adam", "adamw"};
     const AstExpr *head = v->kind == AST_CALL ? &(AstExpr){.kind = AST_NAME, .name = v->name, .span = v->name_span} : v;
     int kind;
-    if (!choice(lw, head, "optimizer", "train key 'optimizer'", names, 3, &kind))
+    if (!lower_choice(lw, head, "optimizer", "train key 'optimizer'", names, 3, &kind))
         return;
     TrainConfig n = *t;
     n.optimizer = (OptimizerKind)kind;
@@ -459,8 +411,8 @@ static void train_optimizer(Lowerer *lw, const AstExpr *v, TrainConfig *t)
         static const char *const adam_args[] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
         const char *const *allowed = kind == OPT_SGD ? sgd_args : adam_args;
         int n_allowed = kind == OPT_SGD ? 4 : 5;
-        Option o[5];
-        if (!read_options(lw, v, allowed, n_allowed, o))
+        LowerOption o[5];
+        if (!lower_read_options(lw, v, allowed, n_allowed, o))
             return;
         for (int i = 0; i < n_allowed; i++) {
             if (!o[i].value)
@@ -515,44 +467,44 @@ bool ir_apply_train_setting(Diag *d, Model *m, const char *key, Span key_span, c
     else if (!strcmp(key, "optimizer"))
         train_optimizer(&lw, v, t);
     else if (!strcmp(key, "steps")) {
-        if (expect_int(&lw, v, key, 0, INT_MAX, &n))
+        if (lower_expect_int(&lw, v, "train", key, 0, INT_MAX, &n))
             t->steps = (int)n;
     } else if (!strcmp(key, "batch")) {
-        if (expect_int(&lw, v, key, 1, INT_MAX, &n))
+        if (lower_expect_int(&lw, v, "train", key, 1, INT_MAX, &n))
             t->batch = (int)n;
     } else if (!strcmp(key, "epochs")) {
-        if (expect_int(&lw, v, key, 0, INT_MAX, &n))
+        if (lower_expect_int(&lw, v, "train", key, 0, INT_MAX, &n))
             t->epochs = (int)n;
     } else if (!strcmp(key, "seed")) {
-        if (expect_int(&lw, v, key, 0, SEED_MAX, &n))
+        if (lower_expect_int(&lw, v, "train", key, 0, SEED_MAX, &n))
             t->seed = (uint64_t)n;
     } else if (!strcmp(key, "step_size")) {
-        if (expect_positive(&lw, v, key, &x))
+        if (lower_expect_positive(&lw, v, "train", key, &x))
             t->step_size = x;
     } else if (!strcmp(key, "momentum")) {
-        if (expect_number(&lw, v, key, &x)) {
+        if (lower_expect_number(&lw, v, "train", key, &x)) {
             if (x < 0 || x >= 1)
                 diag_error(d, v->span, "train key 'momentum' expects a number in [0, 1), got %g", x);
             else
                 t->momentum = x;
         }
     } else if (!strcmp(key, "tol")) {
-        if (expect_number(&lw, v, key, &x)) {
+        if (lower_expect_number(&lw, v, "train", key, &x)) {
             if (x < 0)
                 diag_error(d, v->span, "train key 'tol' expects a number >= 0, got %g", x);
             else
                 t->tol = x;
         }
     } else if (!strcmp(key, "warmup")) {
-        if (expect_int(&lw, v, key, 0, INT_MAX, &n))
+        if (lower_expect_int(&lw, v, "train", key, 0, INT_MAX, &n))
             t->warmup = (int)n;
     } else if (!strcmp(key, "schedule")) {
         static const char *const names[] = {"constant", "cosine"};
-        if (choice(&lw, v, "schedule", "train key 'schedule'", names, 2, &idx))
+        if (lower_choice(&lw, v, "schedule", "train key 'schedule'", names, 2, &idx))
             t->schedule = (ScheduleKind)idx;
     } else if (!strcmp(key, "integrator")) {
         static const char *const names[] = {"euler", "heun"};
-        if (choice(&lw, v, "integrator", "train key 'integrator'", names, 2, &idx))
+        if (lower_choice(&lw, v, "integrator", "train key 'integrator'", names, 2, &idx))
             t->integrator = (IntegratorKind)idx;
     } else {
         diag_error(d, key_span, "unknown train key '%s'%s", key, hint_or_list(&lw, key, train_keys, N_TRAIN_KEYS));

@@ -63,7 +63,7 @@ static NodeId load_tensor(Lowerer *lw, const Tensor *t)
 }
 
 /* All names visible in expressions, for "did you mean" hints. */
-static const char *suggest_name(Lowerer *lw, const char *name)
+static const char *suggest_in_scope(Lowerer *lw, const char *name)
 {
     Model *m = lw->model;
     int n = m->n_tensors + lw->n_lets + lw->n_families;
@@ -76,7 +76,7 @@ static const char *suggest_name(Lowerer *lw, const char *name)
         names[k++] = lw->lets[i].decl->name;
     for (int i = 0; i < lw->n_families; i++)
         names[k++] = lw->families[i].name;
-    return lower_suggest(name, names, k);
+    return suggest_name(name, names, k);
 }
 
 static NodeId lower_name(Lowerer *lw, const AstExpr *e)
@@ -109,7 +109,7 @@ static NodeId lower_name(Lowerer *lw, const AstExpr *e)
         diag_error(lw->diag, e->span, "extern function '%s' must be called, as in %s(x)", e->name, e->name);
         return NO_NODE;
     }
-    const char *hint = suggest_name(lw, e->name);
+    const char *hint = suggest_in_scope(lw, e->name);
     diag_error(lw->diag, e->span, "unknown name '%s'%s%s%s", e->name, hint ? "; did you mean '" : "",
                hint ? hint : "", hint ? "'?" : "");
     return NO_NODE;
@@ -373,7 +373,7 @@ static NodeId lower_call(Lowerer *lw, const AstExpr *e)
         if (!strcmp(e->name, builtin_names[i]))
             which = i;
     if (which < 0 && ext < 0) {
-        const char *hint = lower_suggest(e->name, builtin_names, N_BUILTINS);
+        const char *hint = suggest_name(e->name, builtin_names, N_BUILTINS);
         if (find_tensor(lw, e->name) || find_let(lw, e->name))
             diag_error(lw->diag, e->name_span, "'%s' is a tensor, not a function", e->name);
         else

@@ -198,7 +198,8 @@ void ir_assign(Program *p, PhaseId phase, int dst, NodeId src)
 const char *ir_phase_name(PhaseId phase)
 {
     static const char *names[N_PHASES] = {"init", "value_grad", "readout", "errors", "energy", "param_grad",
-                                          "advance", "solve", "hoist", "solve_level"};
+                                          "advance", "solve", "hoist", "solve_level", "agent_reset", "infer",
+                                          "plan", "predict", "learn"};
     return phase >= 0 && phase < N_PHASES ? names[phase] : "?";
 }
 

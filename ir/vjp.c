@@ -29,6 +29,11 @@ static NodeId chain(Graph *g, NodeId ct, NodeId deriv, bool no_derivative)
 
 static void vjp_leaf(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd) {}
 static void vjp_zero(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd) {}
+/* Ops that only derivations make, on tables nothing differentiates. */
+static void vjp_internal(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd)
+{
+    fep_die("vjp: %s is never differentiated", op_info[g->nodes[n].op].name);
+}
 
 static void vjp_add(Graph *g, NodeId n, NodeId ct, NodeId d[2], bool nd)
 {

@@ -606,12 +606,14 @@ Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clampe
 {
     for (int i = 0; i < m->n_programs; i++) {
         Program *p = m->programs[i];
-        if (!memcmp(&p->rule, &rule, sizeof rule) && !memcmp(p->clamped, clamped, (size_t)ir_declared_tensors(m)))
-            return p;
+        if (m->agent || (!memcmp(&p->rule, &rule, sizeof rule) &&
+                         !memcmp(p->clamped, clamped, (size_t)ir_declared_tensors(m))))
+            return p;   /* an agent has one program whatever the rule */
     }
-    Program *p = pass_derive(d, m, rule, clamped);
+    Program *p = m->agent ? pass_derive_agent(d, m) : pass_derive(d, m, rule, clamped);
     if (p) {
-        pass_hoist(p);
+        if (!m->agent)   /* an agent has no relaxation loop to hoist out of */
+            pass_hoist(p);
         pass_simplify(p);
         m->programs = arena_grow(m->arena, m->programs, &m->cap_programs, m->n_programs, sizeof *m->programs);
         m->programs[m->n_programs++] = p;

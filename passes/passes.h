@@ -28,6 +28,12 @@ Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped);
  * mode, so buffer tables stay identical however they are reached. */
 Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clamped);
 
+/* ---- agent.c ---- */
+/* Requires: a lowered Model.agent.  Produces the program of one
+ * perception–action cycle (PHASE_AGENT_*), registering the agent's
+ * buffers; NULL after a diagnostic (a habit of the wrong length, ...). */
+Program *pass_derive_agent(Diag *d, Model *m);
+
 /* Requires: pass_derive.  Moves frozen expressions that the phases would
  * evaluate more than once per relaxation into PHASE_HOIST (hoist.c). */
 void pass_hoist(Program *p);

@@ -544,7 +544,7 @@ static void test_error_expected_declaration(void **state)
 {
     Fx *fx = *state;
     parse(fx, "model m\nfoo x : [1]\n", PARSE_MODEL);
-    check_error(fx, "expected a declaration (param, const, input, latent, observed, let, extern, train), found 'foo'",
+    check_error(fx, "unknown declaration 'foo'; expected a declaration (param, const, input, latent, observed, let, extern, train, hidden, outcome, control, counts, agent)",
                 2, 1);
 }
 
@@ -567,7 +567,7 @@ static void test_error_other_syntax(void **state)
         {"let z ~ 1", "expected '=' after 'z', found '~'", 1, 7},
         {"extern f x", "expected '(' and a parameter list after the extern name, found 'x'", 1, 10},
         {"extern f(x) = g", "expected a string naming the function, as in \"libfoo.so:softsign\", found 'g'", 1, 15},
-        {"let a = f(x)(y)", "expected a declaration (param, const, input, latent, observed, let, extern, train), found '('",
+        {"let a = f(x)(y)", "expected a declaration (param, const, input, latent, observed, let, extern, train, hidden, outcome, control, counts, agent), found '('",
          1, 13},
         {"let a = f(x y)", "expected ')' to close '(' at 1:10, found 'y'", 1, 13},
         {"let a = f(b ]", "expected ')' to close '(' at 1:10, found ']'", 1, 13},
@@ -584,7 +584,7 @@ static void test_error_tilde_note(void **state)
 {
     Fx *fx = *state;
     parse(fx, "input x : [3] ~ normal(0)", PARSE_MODEL);
-    check_error(fx, "expected a declaration (param, const, input, latent, observed, let, extern, train), found '~'", 1, 15);
+    check_error(fx, "expected a declaration (param, const, input, latent, observed, let, extern, train, hidden, outcome, control, counts, agent), found '~'", 1, 15);
     assert_non_null(strstr(output(fx), "t.fep:1:15: note: only 'latent' and 'observed' nodes take a distribution\n"));
 }
 

@@ -1,5 +1,5 @@
-/* util.c — checked allocation, hashing, whole-file reads and the
- * internal-bug exit path.  fep_die is for broken invariants only; user
+/* util.c — checked allocation, hashing, whole-file reads, name
+ * suggestions and the internal-bug exit path.  fep_die is for broken invariants only; user
  * errors travel as diagnostics or error codes. */
 #include "util.h"
 
@@ -90,4 +90,46 @@ char *read_file(const char *path, size_t *len_out)
     if (len_out)
         *len_out = len;
     return buf;
+}
+
+/* Edit distance with adjacent transpositions counted as one edit
+ * (optimal string alignment), so "tnah" is one edit from "tanh". */
+static int edit_distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 32 || lb > 32)
+        return 99;
+    int d[33][33];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+/* A hint is at most two edits away and changes at most half of what was
+ * typed, so "foo" suggests nothing rather than "fpa". */
+const char *suggest_name(const char *name, const char *const *names, int n_names)
+{
+    const char *best = NULL;
+    int best_d = 3, len = (int)strlen(name);
+    for (int i = 0; i < n_names; i++) {
+        int d = edit_distance(name, names[i]);
+        if (d < best_d && 2 * d <= len) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best;
 }

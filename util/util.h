@@ -46,4 +46,9 @@ uint64_t hash_mix(uint64_t h, uint64_t v);
 /* Read a whole file; returns NULL and sets errno on failure. */
 char *read_file(const char *path, size_t *len_out);
 
+/* The closest of `names` to `name` (at most two edits, adjacent swaps
+ * counting one, and at most half of what was typed), or NULL: the "did you
+ * mean" of every diagnostic. */
+const char *suggest_name(const char *name, const char *const *names, int n_names);
+
 #endif
