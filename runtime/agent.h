@@ -103,10 +103,11 @@ bool env_option_num(const char *options, const char *key, double *out, char *err
 typedef struct ActOptions {
     const char *env;                /* environment spec */
     int episodes;
+    int agents;                     /* agents acting at once (the batch); 0 = 1 */
     int steps;                      /* per episode; 0 = the agent's `steps` */
     uint64_t seed;
     const char *log_path;           /* per-step CSV */
-    const char *episodes_path;      /* per-episode CSV */
+    const char *summary_path;       /* per-episode CSV */
     bool learn;                     /* Dirichlet learning on (when the model has counts) */
     bool quiet;
     bool f64;

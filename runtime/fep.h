@@ -79,6 +79,28 @@ FepStatus fep_energy(FepSession *s, double *out);
 FepStatus fep_save_params(FepSession *s, const char *path);
 FepStatus fep_load_params(FepSession *s, const char *path);
 
+/* ---- environments written in C ----
+ * `fepc act M.fep --env libworld.so:my_world` loads `my_world`, a const
+ * FepEnvironment, from the shared object.  Observations and actions are
+ * doubles: an entry with a level count (obs_levels[i] = n > 0) carries a
+ * value index 0..n-1 (a discrete outcome or action), an entry without one
+ * a real number.  A discrete agent needs one observation entry per
+ * outcome and one action entry per control, in declaration order, with
+ * matching level counts. */
+#define FEP_ENVIRONMENT_ABI 1
+typedef struct FepEnvironment {
+    int abi;                   /* FEP_ENVIRONMENT_ABI */
+    int n_obs, n_act;          /* entries per observation (1..16) and per action (0..16) */
+    const int *obs_levels;     /* n_obs level counts (0 = real), or NULL: all real */
+    const int *act_levels;     /* n_act level counts (0 = real), or NULL: all real */
+    void *(*create)(uint64_t seed);                        /* NULL on failure */
+    void (*reset)(void *state, double *obs);               /* starts an episode: the first observation */
+    /* Applies the action; writes the next observation and the reward;
+     * returns nonzero when the episode has ended. */
+    int (*step)(void *state, const double *act, double *obs, double *reward);
+    void (*destroy)(void *state);                          /* may be NULL */
+} FepEnvironment;
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,6 +34,9 @@ typedef struct Options {
     int threads;              /* --threads N (default: the machine's cores) */
     bool f64;                 /* --dtype f64 */
     bool emit_ir, emit_derived, emit_llvm;
+    const char *env;          /* act --env */
+    const char *summary_path; /* act --summary (per-episode CSV) */
+    int episodes, agents;     /* act --episodes N --agents N */
     TrainOverride overrides[32];
     int n_overrides;
 } Options;
@@ -68,6 +71,7 @@ int cmd_eval(const Options *opt);
 int cmd_repl(const Options *opt);
 int cmd_filter(const Options *opt);
 int cmd_build(const Options *opt);
+int cmd_act(const Options *opt);
 /* `fepc plot KIND ...` (argv after "plot"); see cmd_plot.c for the grammar. */
 int cmd_plot(int argc, char **argv);
 

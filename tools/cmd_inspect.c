@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Applies every --key value override through the train-block checks. */
+/* Applies every --key value override through the train- or agent-block checks. */
 static bool apply_overrides(Compiler *c, const Options *opt)
 {
     for (int i = 0; i < opt->n_overrides; i++) {
@@ -20,7 +20,9 @@ static bool apply_overrides(Compiler *c, const Options *opt)
         if (!parse_source(&c->diag, &c->arena, file, PARSE_EXPR, &r))
             return false;
         Span whole = {file, 0, (unsigned)strlen(o->value)};
-        if (!ir_apply_train_setting(&c->diag, c->model, o->key, whole, r.expr))
+        /* an agent's --key value sets its agent keys; a graph's, its train keys */
+        if (!(c->model->agent ? ir_apply_agent_setting : ir_apply_train_setting)(&c->diag, c->model, o->key, whole,
+                                                                                  r.expr))
             return false;
     }
     return true;

@@ -25,6 +25,9 @@ static const char usage[] =
     "  build M.fep -o m.so          native shared object and m.h (run it with --module m.so)\n"
     "  filter M.fep --data S.csv --out E.csv [--learn] [--params P]\n"
     "                              stream a time series through a prev() model\n"
+    "  act M.fep --env ENV [--episodes N] [--agents N] [--log L.csv] [--summary E.csv]\n"
+    "                              run a discrete agent in an environment (tmaze, grid:..., model,\n"
+    "                              lib.so:symbol); agent keys as --key value (--horizon 2 --gamma 8)\n"
     "  plot grid|lines|scatter IN ... -o OUT.png\n"
     "                              PNG figures of images or CSV columns (fepc plot --help)\n"
     "\n"
@@ -40,7 +43,7 @@ static const char usage[] =
 
 static const char *const valued_flags[] = {"--params", "--batch", "--out", "-o", "--engine", "--dtype", "--log", "--module",
                                            "--save", "--resume", "--data", "--limit", "--clip", "--threads",
-                                           "--bind", "--val"};
+                                           "--bind", "--val", "--env", "--summary", "--episodes", "--agents"};
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -107,6 +110,17 @@ static int parse_args(int argc, char **argv, Options *opt, char keys[][32])
             opt->resume_path = v;
         else if (!strcmp(a, "--data"))
             opt->data = v;
+        else if (!strcmp(a, "--env"))
+            opt->env = v;
+        else if (!strcmp(a, "--summary"))
+            opt->summary_path = v;
+        else if (!strcmp(a, "--episodes") || !strcmp(a, "--agents")) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (!v[0] || *end || n < 1 || n > 100000000)
+                return usage_error("option expects a positive count, got '%s'", v);
+            *(!strcmp(a, "--episodes") ? &opt->episodes : &opt->agents) = (int)n;
+        }
         else if (!strcmp(a, "--bind")) {
             const char *eq = strchr(v, '=');
             if (!eq || eq == v || !eq[1])
@@ -178,7 +192,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(const Options *);
     } commands[] = {{"check", cmd_check}, {"explain", cmd_explain}, {"emit", cmd_emit}, {"grad", cmd_grad},
-                  {"train", cmd_train}, {"eval", cmd_eval}, {"repl", cmd_repl}, {"filter", cmd_filter}, {"build", cmd_build}};
+                  {"train", cmd_train}, {"eval", cmd_eval}, {"repl", cmd_repl}, {"filter", cmd_filter}, {"build", cmd_build},
+                  {"act", cmd_act}};
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(opt.command, commands[i].name))
             return commands[i].run(&opt);
