@@ -49,13 +49,15 @@ static bool define_runtime_symbols(Jit *j, char *err, size_t errlen)
                     "process symbols", err, errlen))
         return false;
     LLVMOrcJITDylibAddGenerator(main, gen);
-    LLVMOrcCSymbolMapPair syms[2] = {
+    LLVMOrcCSymbolMapPair syms[3] = {
         {LLVMOrcLLJITMangleAndIntern(j->jit, "fep_kernel_f32"),
          {(LLVMOrcExecutorAddress)(uintptr_t)fep_kernel_f32, {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
         {LLVMOrcLLJITMangleAndIntern(j->jit, "fep_kernel_f64"),
          {(LLVMOrcExecutorAddress)(uintptr_t)fep_kernel_f64, {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
+        {LLVMOrcLLJITMangleAndIntern(j->jit, "fep_digamma"),
+         {(LLVMOrcExecutorAddress)(uintptr_t)fep_digamma, {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
     };
-    return cg_take_error(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(syms, 2)), "runtime symbols", err, errlen);
+    return cg_take_error(LLVMOrcJITDylibDefine(main, LLVMOrcAbsoluteSymbols(syms, 3)), "runtime symbols", err, errlen);
 }
 
 Jit *jit_new(char *err, size_t errlen)

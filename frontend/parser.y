@@ -185,7 +185,7 @@ decls
 decl
   : PARAM NAME ":" shape "=" expr            { $$ = decl_tensor(p, DECL_PARAM, @$, $2, &$4, $6); }
   | CONST NAME ":" shape "=" expr            { $$ = decl_tensor(p, DECL_CONST, @$, $2, &$4, $6); }
-  | CONST NAME "[" names "]" ":" shape "=" expr  { $$ = decl_table(p, @$, $2, &$4, @3, &$7, $9); }
+  | CONST NAME "[" names "]" ":" shape "=" expr  { $$ = decl_table(p, @$, $2, &$4, span_join(@3, @5), &$7, $9); }
   | INPUT node_head                          { $$ = decl_node($2, DECL_INPUT, @$, NULL, NULL); }
   | LATENT node_head "~" expr latent_init    { $$ = decl_node($2, DECL_LATENT, @$, $4, $5); }
   | OBSERVED node_head "~" expr              { $$ = decl_node($2, DECL_OBSERVED, @$, $4, NULL); }

@@ -200,6 +200,7 @@ typedef struct AgentFactor {
     int prior;            /* tensor D (or counts d) */
     int transition;       /* tensor B (or counts b), or -1: the factor stays put */
     int control;          /* index into Agent.controls, or -1 */
+    int preference;       /* tensor of log-preferences over the factor's values (risk over states), or -1 */
     int process_prior, process_transition;   /* the generative process's tables (default: the model's) */
     int q_buf, prior_buf, qprev_buf;         /* BUF_AGENT, batched */
 } AgentFactor;
@@ -224,10 +225,12 @@ typedef struct AgentControl {
     int marginal_buf;     /* BUF_AGENT, batched: P(u) of the first step */
 } AgentControl;
 
-/* The terms of G(π) (bits of AgentConfig.terms).  risk = −utility − H[Q(o)];
- * info_gain = H[Q(o)] − ambiguity enters negated; EFE = risk + ambiguity
- * = −utility − info_gain.  novelty (Dirichlet parameter information gain)
- * enters negated. */
+/* The terms of G(π) (bits of AgentConfig.terms).  With preferences over
+ * outcomes: utility = E ln p̃(o), risk = KL[Q(o) ‖ p̃(o)] = −utility − H[Q(o)],
+ * so EFE = risk + ambiguity = −utility − info_gain (info_gain = H[Q(o)] −
+ * ambiguity, entering negated).  With preferences over hidden states:
+ * utility = E ln p̃(s), risk = KL[Q(s) ‖ p̃(s)].  novelty (Dirichlet
+ * parameter information gain) enters negated. */
 enum { TERM_RISK = 1, TERM_AMBIGUITY = 2, TERM_UTILITY = 4, TERM_INFO_GAIN = 8, TERM_NOVELTY = 16 };
 typedef enum ActionRule { ACTION_SAMPLE, ACTION_ARGMAX } ActionRule;
 

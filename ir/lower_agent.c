@@ -304,17 +304,41 @@ static bool lower_prior(Lowerer *lw, AgentFactor *f, const AstExpr *e, bool proc
     return true;
 }
 
+/* Log-preferences ln p̃ over the `size` values of `what` (an outcome or a
+ * hidden factor): a fixed vector. */
+static bool lower_preference(Lowerer *lw, const AstExpr *e, int size, const char *what, int *out)
+{
+    TableUse u;
+    if (!table_use(lw, e, "preference", &u))
+        return false;
+    Shape want = {1, {size}};
+    int64_t n;
+    if (u.n_index >= 0 || lw->model->tensors[u.tensor].counts) {
+        diag_error(lw->diag, u.span, "a preference is a vector of log-preferences over the values of '%s'", what);
+        return false;
+    }
+    if (!expect_shape(lw, &u, "preference", &want, arena_printf(lw->model->arena, "ln p̃(%s)", what)) ||
+        !table_values(lw, u.tensor, u.span, &n))
+        return false;
+    *out = u.tensor;
+    return true;
+}
+
 static bool lower_hidden(Lowerer *lw, Agent *a, const AstDecl *d)
 {
     AgentFactor *f = &a->factors[a->n_factors];
     *f = (AgentFactor){.name = d->name, .span = d->name_span, .prior = -1, .transition = -1, .control = -1,
-                       .process_prior = -1, .process_transition = -1};
+                       .preference = -1, .process_prior = -1, .process_transition = -1};
     if (!check_rank1(lw, d, &f->size))
         return false;
-    static const char *const names[] = {"prior", "transition", "process_prior", "process_transition"};
-    const AstExpr *arg[4];
-    if (!dist_args(lw, d, names, 4, arg) || !lower_prior(lw, f, arg[0], false, &f->prior))
+    static const char *const names[] = {"prior", "transition", "preference", "process_prior", "process_transition"};
+    const AstExpr *arg[5];
+    if (!dist_args(lw, d, names, 5, arg) || !lower_prior(lw, f, arg[0], false, &f->prior))
         return false;
+    if (arg[2] && !lower_preference(lw, arg[2], f->size, f->name, &f->preference))
+        return false;
+    arg[2] = arg[3];
+    arg[3] = arg[4];
     if (arg[1] && !lower_transition(lw, a, f, arg[1], false, &f->transition))
         return false;
     f->process_prior = f->prior;
@@ -393,21 +417,8 @@ static bool lower_outcome(Lowerer *lw, Agent *a, const AstDecl *d)
     o->process_likelihood = o->likelihood;
     if (arg[2] && !lower_likelihood(lw, a, o, arg[2], true, &o->process_likelihood))
         return false;
-    if (arg[1]) {
-        TableUse u;
-        if (!table_use(lw, arg[1], "preference", &u))
-            return false;
-        Shape want = {1, {o->size}};
-        int64_t n;
-        if (u.n_index >= 0 || lw->model->tensors[u.tensor].counts) {
-            diag_error(lw->diag, u.span, "a preference is a vector of log-preferences over the outcome's values");
-            return false;
-        }
-        if (!expect_shape(lw, &u, "preference", &want, arena_printf(lw->model->arena, "ln p̃(%s)", o->name)) ||
-            !table_values(lw, u.tensor, u.span, &n))
-            return false;
-        o->preference = u.tensor;
-    }
+    if (arg[1] && !lower_preference(lw, arg[1], o->size, o->name, &o->preference))
+        return false;
     a->n_outcomes++;
     return true;
 }
@@ -689,6 +700,14 @@ bool lower_agent(Lowerer *lw)
                 return false;
             }
         }
+    for (int f = 0; f < a->n_factors; f++)
+        for (int o = 0; o < a->n_outcomes; o++)
+            if (a->factors[f].preference >= 0 && a->outcomes[o].preference >= 0) {
+                diag_error(lw->diag, a->outcomes[o].span, "outcome '%s' has preferences, and so does hidden factor '%s': "
+                           "risk is over outcomes or over states, so give preferences to one kind only",
+                           a->outcomes[o].name, a->factors[f].name);
+                return false;
+            }
     for (int c = 0; c < a->n_controls; c++) {
         bool used = false;
         for (int f = 0; f < a->n_factors; f++)

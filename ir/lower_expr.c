@@ -136,7 +136,7 @@ bool lower_const_int(Lowerer *lw, const AstExpr *e, long *out)
         return true;
     case AST_BINARY: {
         long a, b;
-        if (e->binop == BIN_MATMUL || e->binop == BIN_DIV)
+        if (e->binop != BIN_ADD && e->binop != BIN_SUB && e->binop != BIN_MUL)
             break;
         if (!lower_const_int(lw, e->lhs, &a) || !lower_const_int(lw, e->rhs, &b))
             return false;
@@ -449,6 +449,11 @@ static NodeId lower_call(Lowerer *lw, const AstExpr *e)
 
 static NodeId lower_binary(Lowerer *lw, const AstExpr *e)
 {
+    if (e->binop >= BIN_EQ) {
+        diag_error(lw->diag, e->span, "'%s' can only appear in a table definition (const T[i, j] : [..] = ...)",
+                   ast_binop_text(e->binop));
+        return NO_NODE;
+    }
     NodeId a = lower_expr(lw, e->lhs);
     if (a == NO_NODE)
         return NO_NODE;

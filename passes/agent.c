@@ -357,18 +357,41 @@ static NodeId joint_likelihood(AgentDeriver *ad)
     return rs(g, acc, shp(2, O, J));
 }
 
-/* Per-node terms of one level, [N] each: utility, ambiguity, H[Q(o)], novelty. */
-typedef struct LevelTerms {
-    NodeId utility, ambiguity, entropy, novelty;
-} LevelTerms;
+/* Per-node terms of one level, [N] each.  `utility` and `risk_entropy`
+ * are over outcomes, or over hidden states when the agent prefers states;
+ * `entropy` is H[Q(o)] either way (the information gain's first half). */
+enum { T_UTILITY, T_AMBIGUITY, T_ENTROPY, T_RISK_ENTROPY, T_NOVELTY, N_LEVEL_TERMS };
 
 static NodeId add_opt(Graph *g, NodeId acc, NodeId x) { return acc == NO_NODE ? x : ir_add(g, acc, x); }
 
-static LevelTerms level_terms(AgentDeriver *ad, const NodeId *S, int N, NodeId A_joint)
+static NodeId neg_entropy_rows(Graph *g, NodeId p) { return sum_last(g, ir_mul(g, p, safe_log(g, p))); }
+
+static bool prefers_states(const Agent *a)
+{
+    for (int f = 0; f < a->n_factors; f++)
+        if (a->factors[f].preference >= 0)
+            return true;
+    return false;
+}
+
+static NodeId log_preference(AgentDeriver *ad, int tensor_id, int size)
+{
+    Graph *g = ad->g;
+    if (tensor_id < 0) {
+        Shape s = shp(1, size);
+        return ir_fill(g, -log((double)size), &s, false);   /* indifferent: ln(1/n) */
+    }
+    NodeId c = tensor(ad, tensor_id);
+    return ir_sub(g, c, ir_logsumexp(g, c));
+}
+
+static void level_terms(AgentDeriver *ad, const NodeId *S, int N, NodeId A_joint, NodeId *t)
 {
     Graph *g = ad->g;
     Agent *a = ad->a;
-    LevelTerms t = {NO_NODE, NO_NODE, NO_NODE, NO_NODE};
+    bool states = prefers_states(a);
+    for (int k = 0; k < N_LEVEL_TERMS; k++)
+        t[k] = NO_NODE;
     for (int o = 0; o < a->n_outcomes; o++) {
         const AgentOutcome *out = &a->outcomes[o];
         int J = joint_size(a, out), O = out->size;
@@ -381,26 +404,19 @@ static LevelTerms level_terms(AgentDeriver *ad, const NodeId *S, int N, NodeId A
         NodeId Js = outer_rows(g, rows, sizes, out->n_factors, N);        /* [N, J] */
         NodeId A = rs(g, table(ad, out->likelihood, 0), shp(2, O, J));     /* [O, J] */
         NodeId Qo = mm(g, Js, A, MM_TRANS_B);                              /* [N, O] */
-        NodeId lnC;
-        if (out->preference >= 0) {
-            NodeId c = tensor(ad, out->preference);
-            lnC = ir_sub(g, c, ir_logsumexp(g, c));
-        } else {
-            Shape s = shp(1, O);
-            lnC = ir_fill(g, -log((double)O), &s, false);
-        }
-        t.utility = add_opt(g, t.utility, mm(g, Qo, lnC, 0));
+        if (!states)
+            t[T_UTILITY] = add_opt(g, t[T_UTILITY], mm(g, Qo, log_preference(ad, out->preference, O), 0));
         NodeId H = ir_neg(g, rs(g, sum_axis(g, ir_mul(g, A, safe_log(g, A)), 0), shp(1, J)));
-        t.ambiguity = add_opt(g, t.ambiguity, mm(g, Js, H, 0));
+        t[T_AMBIGUITY] = add_opt(g, t[T_AMBIGUITY], mm(g, Js, H, 0));
         if (!a->cfg.joint_outcomes)
-            t.entropy = add_opt(g, t.entropy, ir_neg(g, sum_last(g, ir_mul(g, Qo, safe_log(g, Qo)))));
+            t[T_ENTROPY] = add_opt(g, t[T_ENTROPY], ir_neg(g, neg_entropy_rows(g, Qo)));
         if (ad->m->tensors[out->likelihood].counts) {
             NodeId cnt = rs(g, tensor(ad, out->likelihood), shp(2, O, J));
             NodeId eps = ir_scalar(g, EPS), one = ir_scalar(g, 1);
             NodeId inv = ir_div(g, one, ir_add(g, cnt, eps));
             NodeId inv0 = ir_div(g, one, ir_add(g, sum_axis(g, cnt, 0), eps));
             NodeId W = ir_mul(g, ir_mul(g, ir_sub(g, inv, inv0), ir_scalar(g, 0.5)), ir_unary(g, OP_STEP, cnt));
-            t.novelty = add_opt(g, t.novelty, sum_last(g, ir_mul(g, Qo, mm(g, Js, W, MM_TRANS_B))));
+            t[T_NOVELTY] = add_opt(g, t[T_NOVELTY], sum_last(g, ir_mul(g, Qo, mm(g, Js, W, MM_TRANS_B))));
         }
     }
     if (a->cfg.joint_outcomes) {
@@ -409,9 +425,18 @@ static LevelTerms level_terms(AgentDeriver *ad, const NodeId *S, int N, NodeId A
             sizes[f] = a->factors[f].size;
         NodeId Jall = outer_rows(g, S, sizes, a->n_factors, N);   /* [N, J] */
         NodeId Qo = mm(g, Jall, A_joint, MM_TRANS_B);             /* [N, Π O] */
-        t.entropy = ir_neg(g, sum_last(g, ir_mul(g, Qo, safe_log(g, Qo))));
+        t[T_ENTROPY] = ir_neg(g, neg_entropy_rows(g, Qo));
     }
-    return t;
+    if (!states) {
+        t[T_RISK_ENTROPY] = t[T_ENTROPY];
+        return;
+    }
+    for (int f = 0; f < a->n_factors; f++) {
+        const AgentFactor *fa = &a->factors[f];
+        t[T_UTILITY] = add_opt(g, t[T_UTILITY], mm(g, S[f], log_preference(ad, fa->preference, fa->size), 0));
+        if (fa->preference >= 0)   /* KL to an indifferent factor's uniform preference would only add −H */
+            t[T_RISK_ENTROPY] = add_opt(g, t[T_RISK_ENTROPY], ir_neg(g, neg_entropy_rows(g, S[f])));
+    }
 }
 
 /* acc over the prefixes [N] extended by this level's g [N·U]: [N·U]. */
@@ -432,20 +457,22 @@ static void derive_plan(AgentDeriver *ad)
     for (int f = 0; f < a->n_factors; f++)
         S[f] = rs(g, load(ad, a->factors[f].q_buf), shp(2, 1, a->factors[f].size));
     NodeId A_joint = a->cfg.joint_outcomes ? joint_likelihood(ad) : NO_NODE;
-    NodeId acc[4] = {NO_NODE, NO_NODE, NO_NODE, NO_NODE};   /* utility, ambiguity, entropy, novelty */
+    NodeId acc[N_LEVEL_TERMS];
+    for (int k = 0; k < N_LEVEL_TERMS; k++)
+        acc[k] = NO_NODE;
     int N = 1;
     for (int h = 1; h <= a->cfg.horizon; h++) {
         for (int f = 0; f < a->n_factors; f++)
             S[f] = step_factor(ad, &a->factors[f], S[f], N);
-        LevelTerms t = level_terms(ad, S, N * U, A_joint);
-        NodeId lv[4] = {t.utility, t.ambiguity, t.entropy, t.novelty};
-        for (int k = 0; k < 4; k++)
+        NodeId lv[N_LEVEL_TERMS];
+        level_terms(ad, S, N * U, A_joint, lv);
+        for (int k = 0; k < N_LEVEL_TERMS; k++)
             if (lv[k] != NO_NODE)
                 acc[k] = extend(g, acc[k], rs(g, lv[k], shp(1, N * U)), N, U);
         N *= U;
     }
-    NodeId util = acc[0], amb = acc[1], ent = acc[2], nov = acc[3];
-    NodeId risk = ir_neg(g, ir_add(g, util, ent)), info = ir_sub(g, ent, amb);
+    NodeId util = acc[T_UTILITY], amb = acc[T_AMBIGUITY], ent = acc[T_ENTROPY], nov = acc[T_NOVELTY];
+    NodeId risk = ir_neg(g, ir_add(g, util, acc[T_RISK_ENTROPY])), info = ir_sub(g, ent, amb);
     unsigned terms = a->cfg.terms;
     NodeId G = NO_NODE;
     if (terms & TERM_RISK)

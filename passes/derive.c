@@ -538,6 +538,8 @@ static int *feedback_map(Deriver *dv)
 
 Program *pass_derive(Diag *d, Model *m, RuleSpec rule, const bool *clamped_in)
 {
+    if (m->agent)   /* a discrete agent has one program, whatever the rule */
+        return pass_derive_agent(d, m);
     if (!rule_supported(d, m, rule))
         return NULL;
     /* Normally added when the rule was set; params are never clamped, so
@@ -610,7 +612,7 @@ Program *pass_derive_cached(Diag *d, Model *m, RuleSpec rule, const bool *clampe
                          !memcmp(p->clamped, clamped, (size_t)ir_declared_tensors(m))))
             return p;   /* an agent has one program whatever the rule */
     }
-    Program *p = m->agent ? pass_derive_agent(d, m) : pass_derive(d, m, rule, clamped);
+    Program *p = pass_derive(d, m, rule, clamped);
     if (p) {
         if (!m->agent)   /* an agent has no relaxation loop to hoist out of */
             pass_hoist(p);

@@ -5,8 +5,8 @@
  * Each of opt->agents agents acts in its own copy of the environment
  * (seeded seed + 1000003·agent, so runs replay exactly and agents differ);
  * they share the model's counts when learning.  Per step the log holds the
- * observation, the beliefs, G and q(π) of every policy, the action
- * marginals and the action; per episode the return (the summed reward).
+ * observation, the beliefs, the action marginals, G, q(π) and each term
+ * of G for every policy, the action and the environment's reward; per episode the return (the summed reward).
  * Both CSV files are written atomically. */
 #include "agent.h"
 
@@ -63,6 +63,9 @@ static int log_buffers(const AgentSession *as, LogBuf *out)
                             a->controls[c].size};
     out[n++] = (LogBuf){"G", a->G_buf, a->n_policies};
     out[n++] = (LogBuf){"q_pi", a->q_pi_buf, a->n_policies};
+    for (int k = 0; k < 5; k++)
+        if (a->term_buf[k] >= 0)
+            out[n++] = (LogBuf){m->buffers[a->term_buf[k]].name, a->term_buf[k], a->n_policies};
     return n;
 }
 
@@ -87,7 +90,7 @@ typedef struct Loop {
     double *obs, *reward, *values;
     int *obs_idx, *act;
     double *act_real;
-    LogBuf logs[2 * AGENT_MAX_FACTORS + 2 * AGENT_MAX_CONTROLS + 4];
+    LogBuf logs[AGENT_MAX_FACTORS + AGENT_MAX_CONTROLS + 7];
     int n_logs;
     FILE *log;
 } Loop;
@@ -249,6 +252,10 @@ int act_run(Diag *d, Model *m, const ActOptions *opt, Engine engine)
         goto done;
     }
     printf("episodes: %d\nmean return: %.6g\n", episodes, total / episodes);
+    if (opt->save_path && !save_params(as->s, opt->save_path, NULL, 0, err, sizeof err)) {
+        fprintf(stderr, "fepc: error: %s\n", err);
+        goto done;
+    }
     if ((L.log && !atomic_commit(&log_file, err, sizeof err)) ||
         (summary && !atomic_commit(&sum_file, err, sizeof err))) {
         fprintf(stderr, "fepc: error: %s\n", err);

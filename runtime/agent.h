@@ -108,6 +108,7 @@ typedef struct ActOptions {
     uint64_t seed;
     const char *log_path;           /* per-step CSV */
     const char *summary_path;       /* per-episode CSV */
+    const char *save_path;          /* the counts (and every param) after the run, safetensors */
     bool learn;                     /* Dirichlet learning on (when the model has counts) */
     bool quiet;
     bool f64;

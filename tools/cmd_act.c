@@ -23,6 +23,7 @@ int cmd_act(const Options *opt)
         .agents = opt->agents,
         .log_path = opt->log_path,
         .summary_path = opt->summary_path,
+        .save_path = opt->save_path,
         .learn = true,
         .f64 = opt->f64,
     };

@@ -25,7 +25,7 @@ static const char usage[] =
     "  build M.fep -o m.so          native shared object and m.h (run it with --module m.so)\n"
     "  filter M.fep --data S.csv --out E.csv [--learn] [--params P]\n"
     "                              stream a time series through a prev() model\n"
-    "  act M.fep --env ENV [--episodes N] [--agents N] [--log L.csv] [--summary E.csv]\n"
+    "  act M.fep --env ENV [--episodes N] [--agents N] [--log L.csv] [--summary E.csv] [--save P]\n"
     "                              run a discrete agent in an environment (tmaze, grid:..., model,\n"
     "                              lib.so:symbol); agent keys as --key value (--horizon 2 --gamma 8)\n"
     "  plot grid|lines|scatter IN ... -o OUT.png\n"
