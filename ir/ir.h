@@ -550,6 +550,10 @@ void ir_print_program(FILE *out, const Program *p);              /* --derived du
 void ir_print_summary(FILE *out, const Model *m);                /* fepc check */
 void ir_print_explain(FILE *out, const Program *p);              /* fepc explain */
 
+/* ---- print_agent.c ---- */
+void ir_print_agent_summary(FILE *out, const Model *m);          /* fepc check of an agent */
+void ir_print_agent_explain(FILE *out, const Program *p);        /* fepc explain of an agent */
+
 /* ---- lower*.c (AST → Model; the only files that know both) ---- */
 /* Lowers one expression against a lowered model (its tensors, lets and
  * families): how the REPL evaluates `tanh(W1 @ x)`.  NO_NODE after a

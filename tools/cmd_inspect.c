@@ -112,7 +112,7 @@ int cmd_check(const Options *opt)
     Compiler c;
     bool ok = cli_load_model(&c, opt) && derive_default(&c);
     if (ok)
-        ir_print_summary(stdout, c.model);
+        (c.model->agent ? ir_print_agent_summary : ir_print_summary)(stdout, c.model);
     compiler_free(&c);
     return ok ? 0 : 1;
 }
@@ -123,7 +123,7 @@ int cmd_explain(const Options *opt)
     Program *p = NULL;
     bool ok = cli_load_model(&c, opt) && (p = derive_default(&c));
     if (ok)
-        ir_print_explain(stdout, p);
+        (c.model->agent ? ir_print_agent_explain : ir_print_explain)(stdout, p);
     compiler_free(&c);
     return ok ? 0 : 1;
 }
