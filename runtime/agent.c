@@ -12,6 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+AgentSession *agent_session_over(Session *s, bool owns)
+{
+    Model *m = s->model;
+    AgentSession *as = xcalloc(1, sizeof *as);
+    as->s = s;
+    as->owns_session = owns;
+    as->m = m;
+    as->a = m->agent;
+    as->batch = s->st.batch;
+    rng_seed(&as->rng, m->agent->cfg.seed);
+    for (int b = 0; b < m->n_buffers; b++) {
+        int64_t n = session_buffer_len(s, b);
+        if (n > as->scratch_len)
+            as->scratch_len = n;
+    }
+    as->scratch = xmalloc(sizeof *as->scratch * (size_t)(as->scratch_len + 1));
+    return as;
+}
+
 AgentSession *agent_session_new(Diag *d, Model *m, int batch, bool f64, Engine engine, char *err, size_t errlen)
 {
     if (!m->agent) {
@@ -23,28 +42,15 @@ AgentSession *agent_session_new(Diag *d, Model *m, int batch, bool f64, Engine e
         return NULL;
     }
     Session *s = session_new(d, m, &m->train, batch, f64, false, engine, err, errlen);
-    if (!s)
-        return NULL;
-    AgentSession *as = xcalloc(1, sizeof *as);
-    as->s = s;
-    as->m = m;
-    as->a = m->agent;
-    as->batch = batch;
-    rng_seed(&as->rng, m->agent->cfg.seed);
-    for (int b = 0; b < m->n_buffers; b++) {
-        int64_t n = session_buffer_len(s, b);
-        if (n > as->scratch_len)
-            as->scratch_len = n;
-    }
-    as->scratch = xmalloc(sizeof *as->scratch * (size_t)(as->scratch_len + 1));
-    return as;
+    return s ? agent_session_over(s, true) : NULL;
 }
 
 void agent_session_free(AgentSession *as)
 {
     if (!as)
         return;
-    session_free(as->s);
+    if (as->owns_session)
+        session_free(as->s);
     free(as->scratch);
     free(as);
 }

@@ -16,6 +16,7 @@
 /* ---- agent.c ---- */
 typedef struct AgentSession {
     Session *s;
+    bool owns_session;
     Model *m;
     Agent *a;
     Rng rng;              /* action sampling */
@@ -28,6 +29,9 @@ typedef struct AgentSession {
 /* A session of `batch` agents (f64 recommended: the reference values are
  * checked in double).  NULL with a message for a model that is not an agent. */
 AgentSession *agent_session_new(Diag *d, Model *m, int batch, bool f64, Engine engine, char *err, size_t errlen);
+/* An agent over an existing session of an agent model (the REPL's);
+ * `owns`: agent_session_free frees the session too. */
+AgentSession *agent_session_over(Session *s, bool owns);
 void agent_session_free(AgentSession *as);
 /* Starts an episode: prior ← D for every agent. */
 bool agent_reset(AgentSession *as);

@@ -271,6 +271,29 @@ status intr 0
 has intr "interrupted after"
 has intr "theta : [1]  param"
 
+# ---- a discrete agent, one step at a time: the T-maze's G per policy ----
+cat >"$T/agent.in" <<EOF
+:load $SRC/models/agents/tmaze.fep
+:observe 0 0 0
+:act 3
+:observe 3 0 1
+:act
+:observe 9 0 0
+:observe 1
+:learn
+:quit
+EOF
+run agent
+status agent 0
+has agent "(3)                  4.4372     0.7059"
+has agent "(1)                  4.5353     0.1471"
+has agent "q.ctx        0.0000 1.0000"
+has agent "(2)                  2.2504     1.0000"
+has agent "move = 2 (chosen)"
+has agent "error: agent 0: outcome 'where' has 4 values (0..3), got 9"
+has agent "error: :observe takes one value per outcome (3: where reward cue), got 1"
+has agent "model tmaze has no counts to learn"
+
 # ---- a terminal session (util-linux script): prompt and history ----
 checks=$((checks + 1))
 [ -e "$FEPC_HISTORY" ] && fail "history: written although stdin was never a terminal"

@@ -8,6 +8,8 @@
  * --engine interp.  Errors print a diagnostic and the loop goes on. */
 #include "repl.h"
 
+#include "../runtime/agent.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -378,6 +380,8 @@ Session *repl_make_session(Repl *r, int batch, const bool *clamped)
 
 void repl_use_session(Repl *r, Session *s)
 {
+    agent_session_free(r->agent);
+    r->agent = NULL;
     session_free(r->s);
     optim_free(r->optim);
     r->optim = NULL;
@@ -559,6 +563,7 @@ bool repl_init(Repl *r, const Options *opt)
 
 void repl_free(Repl *r)
 {
+    agent_session_free(r->agent);
     session_free(r->s);
     optim_free(r->optim);
     if (r->c)

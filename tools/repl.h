@@ -3,6 +3,7 @@
  *                expression evaluation (JIT or interpreter)
  *   repl_cmds.c  the `:command`s
  *   repl_data.c  the commands that read and write files: :clamp, :save, :restore
+ *   repl_agent.c a discrete agent's step: :reset, :observe, :act (and :learn)
  *   repl_show.c  tensor display (values, elision, summary statistics)
  *   repl_complete.c  tab-completion candidates
  *   repl_line.c  line input: libedit, history, completion, Ctrl-C flag
@@ -68,6 +69,7 @@ typedef struct Repl {
     char *source_name;    /* the file's path, or "<repl>" */
     Session *s;
     Optimizer *optim;     /* made on first use; dropped when the session changes */
+    struct AgentSession *agent;   /* an agent model's step state over s (repl_agent.c), made on first use */
     Jit *jit;
     TimedEngine timed;
     int batch;
@@ -149,6 +151,12 @@ extern const char *const repl_train_keys[];
 bool repl_cmd_clamp(Repl *r, Args *a);
 bool repl_cmd_save(Repl *r, Args *a);
 bool repl_cmd_restore(Repl *r, Args *a);
+
+/* ---- repl_agent.c ---- */
+bool repl_cmd_reset(Repl *r, Args *a);
+bool repl_cmd_observe(Repl *r, Args *a);
+bool repl_cmd_act(Repl *r, Args *a);
+bool repl_agent_learn(Repl *r);
 
 /* ---- repl_complete.c ---- */
 size_t repl_complete(void *ctx, const char *line, Completions *out);   /* a CompleteFn */

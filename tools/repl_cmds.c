@@ -102,6 +102,12 @@ static bool rc_model(Repl *r, Args *a)
         return true;
     const Session *s = r->s;
     const Model *m = s->model;
+    if (m->agent) {
+        ir_print_agent_summary(stdout, m);
+        printf("session: %d agent%s, %s engine, %s\n", s->st.batch, s->st.batch == 1 ? "" : "s", r->timed.inner.name,
+               s->st.f64 ? "f64" : "f32");
+        return true;
+    }
     ir_print_summary(stdout, m);
     printf("session: batch %d, rule %s, %s engine, %s; clamped:", s->st.batch, ir_rule_name(s->rule.kind),
            r->timed.inner.name, s->st.f64 ? "f64" : "f32");
@@ -118,7 +124,7 @@ static bool rc_model(Repl *r, Args *a)
 static bool rc_explain(Repl *r, Args *a)
 {
     if (args_end(r, a))
-        ir_print_explain(stdout, r->s->program);
+        (r->s->model->agent ? ir_print_agent_explain : ir_print_explain)(stdout, r->s->program);
     return true;
 }
 
@@ -374,6 +380,8 @@ static bool rc_learn(Repl *r, Args *a)
 {
     if (!args_end(r, a))
         return true;
+    if (r->s->model->agent)
+        return repl_agent_learn(r);
     Session *s = r->s;
     double before = repl_energy_now(r);
     if (!session_param_grads(s)) {
@@ -512,6 +520,11 @@ static const Command commands[] = {
      rc_train},
     {":save", ":save FILE", "write the params to a safetensors file", true, repl_cmd_save},
     {":restore", ":restore FILE", "read params from a safetensors file", true, repl_cmd_restore},
+    {":reset", ":reset", "agents: start an episode (beliefs back to the priors)", true, repl_cmd_reset},
+    {":observe", ":observe V ...", "agents: one value per outcome; infer, plan, print beliefs, G and q(π) per policy",
+     true, repl_cmd_observe},
+    {":act", ":act [U ...]", "agents: the agent's action (or the values given) and the next prior", true,
+     repl_cmd_act},
     {":time", ":time [reset]", "time spent so far per phase: calls and total ms", false, rc_time},
     {":help", ":help", "this list", false, rc_help},
     {":quit", ":quit", "leave (so does the end of input)", false, rc_quit},
@@ -520,7 +533,7 @@ enum { N_COMMANDS = sizeof commands / sizeof *commands };
 
 const char *const repl_command_names[] = {":load", ":model", ":explain", ":print", ":set", ":clamp", ":relax",
                                           ":learn", ":energy", ":grad", ":rule", ":train", ":save", ":restore",
-                                          ":time", ":help", ":quit", NULL};
+                                          ":reset", ":observe", ":act", ":time", ":help", ":quit", NULL};
 const char *const repl_train_keys[] = {"rule", "steps", "step_size", "integrator", "momentum", "tol",
                                        "optimizer", "warmup", "schedule", "seed", "batch", "epochs", NULL};
 
