@@ -70,7 +70,8 @@ class Module:
     def __init__(self, handle):
         self._handle = handle
         self._sessions = weakref.WeakSet()
-        self._tensors = None
+        self._tensors = None   # {name: Tensor}, replaced (not mutated) when the model grows
+        self._count = ffi.new("int *")
         self.name = ffi.string(lib.fep_module_name(handle)).decode()
 
     def _live(self):
@@ -86,7 +87,7 @@ class Module:
     def _table(self):
         """The cached {name: Tensor}, refreshed when the model has grown."""
         h = self._live()
-        n = ffi.new("int *")
+        n = self._count
         check(lib.fep_tensor_count(h, n))
         if self._tensors is None or len(self._tensors) != n[0]:   # a rule may have added params
             info = ffi.new("FepTensorInfo *")

@@ -61,6 +61,8 @@ class Session:
     def __init__(self, module, batch, dtype, threads, settings):
         self.module = module
         self._handle = None
+        self._names = {}                       # name -> (the module's table it was found in, _resolve's result)
+        self._energy = ffi.new("double *")
         self.dtype = _dtype_of(dtype)
         if threads is None:
             threads = 0
@@ -130,9 +132,18 @@ class Session:
 
     def _resolve(self, name):
         """(name as bytes, array shape, Tensor) of a tensor or derived buffer name."""
+        table = self.module._table()
+        hit = self._names.get(name) if isinstance(name, str) else None
+        if hit is not None and hit[0] is table:
+            return hit[1]
+        found = self._resolve_in(name, table)
+        if isinstance(name, str):
+            self._names[name] = (table, found)
+        return found
+
+    def _resolve_in(self, name, tensors):
         key = text_arg(name, "tensor name")
         name = key.decode("utf-8", "surrogateescape")
-        tensors = self.module._table()
         base = name
         for prefix in ("error.", "grad.", "prev."):
             if name.startswith(prefix) and name not in tensors:
@@ -200,9 +211,8 @@ class Session:
     @property
     def energy(self):
         """Mean energy per sample after the last relax()."""
-        out = ffi.new("double *")
-        check(lib.fep_energy(self._live(), out))
-        return out[0]
+        check(lib.fep_energy(self._live(), self._energy))
+        return self._energy[0]
 
     def errors(self):
         """{node: precision-weighted prediction error} of every latent and

@@ -163,8 +163,8 @@ def fit(session, x, y=None, *, epochs=None, val=None, callback=None, progress=Tr
     progress  True/"auto" (tqdm bars if tqdm is installed, else a line per
               epoch), "tqdm", "plain" or False;
     clip      clamp gradient entries to +-clip (0: off);
-    report_every  batches between progress updates (default: about 100 per
-              epoch).
+    report_every  batches between progress updates (default: 20, or a
+              hundredth of an epoch when that is more).
     Returns the history: {key: [one value per epoch]} for epoch, energy,
     seconds (training time, evaluation excluded) and, where they apply,
     train_accuracy, val_accuracy, val_energy.  The optimizer's state is the
@@ -195,7 +195,7 @@ def fit(session, x, y=None, *, epochs=None, val=None, callback=None, progress=Tr
         val_data = _Data(session.module, _columns(session.module, vx, vy, "validation data"), "validation data")
     batches = max(1, -(-(train.samples - opt.holdout) // max(1, session.batch)))
     opt.report_every = _int_arg(report_every, "report_every", 1) if report_every is not None else \
-        max(1, batches // 100)
+        max(20, batches // 100)
     history = {k: [] for k in _HISTORY_KEYS}
     failure = []
     bar = _Progress(progress, train.samples)
