@@ -7,10 +7,12 @@
  * returned as codes; the message goes to a thread-local buffer read by
  * fep_last_error().  Tensor enumeration, options at session creation,
  * double precision and training over arrays live in api_*.c. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_impl.h"
 
@@ -82,6 +84,8 @@ static bool compile_quietly(FepModule *m, const char *path, const char *text)
 static FepStatus compile_jit(const char *path, const char *text, FepModule **out)
 {
     *out = NULL;
+    if (!text && access(path, R_OK) != 0)
+        return fail(FEP_ERROR_IO, "%s: error: cannot read model file: %s", path, strerror(errno));
     FepModule *m = xcalloc(1, sizeof *m);
     char err[512];
     if (!compile_quietly(m, path, text)) {
@@ -117,6 +121,8 @@ FepStatus fep_load_so(const char *path, FepModule **out)
     if (!path || !out)
         return fail(FEP_ERROR_ARGUMENT, "fep_load_so: NULL argument");
     *out = NULL;
+    if (access(path, R_OK) != 0)
+        return fail(FEP_ERROR_IO, "cannot load module %s: %s", path, strerror(errno));
     FepModule *m = xcalloc(1, sizeof *m);
     char err[1024];
     const char *source;

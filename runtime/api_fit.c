@@ -28,6 +28,15 @@ FepStatus fep_data_new(FepModule *m, FepData **out)
     return api_ok();
 }
 
+/* A tensor or family of that name exists. */
+static bool names_node(const Model *m, const char *name)
+{
+    for (int t = 0; t < m->n_tensors; t++)
+        if (!strcmp(m->tensors[t].name, name) || (m->tensors[t].family && !strcmp(m->tensors[t].family, name)))
+            return true;
+    return false;
+}
+
 FepStatus fep_data_add(FepData *d, const char *node, const void *values, int f64, int rank, const int64_t *dims)
 {
     if (!d || !node || !values || (rank > 0 && !dims))
@@ -35,8 +44,9 @@ FepStatus fep_data_add(FepData *d, const char *node, const void *values, int f64
     char label[300], err[1024];
     snprintf(label, sizeof label, "array '%s'", node);
     DataSource src = {.node = node, .path = label, .values = values, .f64 = f64 != 0, .rank = rank, .dims = dims};
-    if (!dataset_add_source(d->module->c.model, &d->d, &src, err, sizeof err))
-        return api_fail(FEP_ERROR_SHAPE, "%s", err);
+    const Model *m = d->module->c.model;
+    if (!dataset_add_source(m, &d->d, &src, err, sizeof err))
+        return api_fail(names_node(m, node) ? FEP_ERROR_SHAPE : FEP_ERROR_NAME, "%s", err);
     return api_ok();
 }
 
@@ -80,10 +90,13 @@ static bool on_epoch(void *ctx, const EpochReport *r)
     return !o->on_epoch || o->on_epoch(o->ctx, &stats) == 0;
 }
 
-static FepStatus check_fit_options(const FepFitOptions *o, bool has_val)
+static FepStatus check_fit_options(const FepFitOptions *o, bool has_val, int64_t samples)
 {
     if (o->holdout < 0)
         return api_fail(FEP_ERROR_ARGUMENT, "fep_fit: holdout %lld is negative", (long long)o->holdout);
+    if (o->holdout >= samples && samples > 0)
+        return api_fail(FEP_ERROR_ARGUMENT, "fep_fit: holding out %lld samples leaves none to train on: the data has %lld",
+                        (long long)o->holdout, (long long)samples);
     if (o->holdout > 0 && has_val)
         return api_fail(FEP_ERROR_ARGUMENT, "fep_fit: give validation data or a holdout, not both");
     if (!(o->clip >= 0) || isinf(o->clip))
@@ -98,7 +111,7 @@ FepStatus fep_fit(FepSession *s, const FepData *train, const FepData *val, const
     FepFitOptions defaults = {.epochs = -1};
     const FepFitOptions *o = opt ? opt : &defaults;
     Dataset tr, va;
-    FepStatus st = check_fit_options(o, val != NULL);
+    FepStatus st = check_fit_options(o, val != NULL, train->d.n);
     if (st || (st = usable(s, train, "training", &tr)) || (val && (st = usable(s, val, "validation", &va))))
         return st;
     TrainConfig cfg = s->s->cfg;

@@ -204,8 +204,8 @@ static const char *source_label(const DataSource *src, char *buf, size_t len)
 static bool find_target(const Model *m, const DataSource *src, DataColumn *c, char *err, size_t errlen)
 {
     const char *name = src->node;
-    char label[1200];
-    source_label(src, label, sizeof label);
+    char buf[1200];
+    const char *label = source_label(src, buf, sizeof buf);
     int t = ir_model_find_tensor(m, name);
     if (t >= 0)
         bind_single(c, t);
