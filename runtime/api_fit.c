@@ -95,7 +95,8 @@ static FepStatus check_fit_options(const FepFitOptions *o, bool has_val, int64_t
     if (o->holdout < 0)
         return api_fail(FEP_ERROR_ARGUMENT, "fep_fit: holdout %lld is negative", (long long)o->holdout);
     if (o->holdout >= samples && samples > 0)
-        return api_fail(FEP_ERROR_ARGUMENT, "fep_fit: holding out %lld samples leaves none to train on: the data has %lld",
+        return api_fail(FEP_ERROR_ARGUMENT,
+                        "fep_fit: holding out %lld samples leaves none to train on: the data has %lld",
                         (long long)o->holdout, (long long)samples);
     if (o->holdout > 0 && has_val)
         return api_fail(FEP_ERROR_ARGUMENT, "fep_fit: give validation data or a holdout, not both");

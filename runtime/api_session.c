@@ -126,7 +126,8 @@ static FepStatus apply_settings(FepModule *m, const FepSessionOptions *opt, Trai
     *cfg = c->model->train;
     c->model->train = saved;
     char *text = api_capture_end(&cap);
-    FepStatus st = ok ? FEP_OK : api_fail(FEP_ERROR_ARGUMENT, "%s", *text ? text : "fep_session_open: NULL key or value");
+    FepStatus st = ok ? FEP_OK
+                      : api_fail(FEP_ERROR_ARGUMENT, "%s", *text ? text : "fep_session_open: NULL key or value");
     free(text);
     return st;
 }

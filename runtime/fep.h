@@ -13,7 +13,9 @@
  * dimension.
  *
  * Thread safety: distinct sessions may be used from distinct threads; one
- * session must not be used by two threads at once. */
+ * session must not be used by two threads at once, nor may sessions of one
+ * module be opened (fep_session_open), re-derived (fep_clamp) or trained
+ * (fep_fit) concurrently: those derive programs into the shared model. */
 #ifndef FEP_H
 #define FEP_H
 
@@ -54,7 +56,9 @@ FepStatus fep_tensor_info(const FepModule *m, const char *name, int *rank, int64
 
 /* A session holds every tensor for `batch` samples, parameters initialised
  * from the model's INIT specs with its seed.  Observed nodes start clamped
- * (training mode); fep_clamp changes that. */
+ * (training mode); fep_clamp changes that.  It runs on the calling thread
+ * with the model's train settings in float32; fep_session_open takes
+ * options. */
 FepStatus fep_session_new(FepModule *m, int batch, FepSession **out);
 void fep_session_free(FepSession *s);
 

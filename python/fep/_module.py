@@ -131,7 +131,10 @@ class Module:
 
     def __del__(self):
         if getattr(self, "_handle", None) is not None:
-            self.close()
+            try:
+                self.close()
+            except Exception:   # interpreter shutdown may have torn down the module globals
+                pass
 
     def __repr__(self):
         return "<fep.Module %s%s>" % (self.name, "" if self._handle is not None else " (closed)")

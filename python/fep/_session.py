@@ -112,7 +112,10 @@ class Session:
 
     def __del__(self):
         if getattr(self, "_handle", None) is not None:
-            self.close()
+            try:
+                self.close()
+            except Exception:   # interpreter shutdown may have torn down the module globals
+                pass
 
     def __repr__(self):
         state = "closed" if self._handle is None else "batch %d, rule %s, %s" % (

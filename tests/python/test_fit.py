@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fep
+from common import read_safetensors
 from conftest import fepc, model_path
 
 
@@ -42,8 +43,8 @@ def test_fit_equals_fepc_train_on_fashion_mnist(mlp, tmp_path):
         assert "%.4f" % got["accuracy"] == want["accuracy"] and "%.4f" % got["energy"] == want["energy"]
         # The params are the CLI's too, bit for bit.
         s.save(tmp_path / "mine.safetensors")
-        from common import read_safetensors
-        theirs, mine = read_safetensors(str(tmp_path / "p.safetensors")), read_safetensors(str(tmp_path / "mine.safetensors"))
+        theirs = read_safetensors(str(tmp_path / "p.safetensors"))
+        mine = read_safetensors(str(tmp_path / "mine.safetensors"))
         assert all(np.array_equal(theirs[k], mine[k]) for k in theirs)
 
 

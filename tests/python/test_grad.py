@@ -2,7 +2,6 @@
 `fepc grad`'s bit for bit: same model, same seed, same batch, for several
 rules (one with a relaxation's own params), both precisions, a JIT module
 and an AOT module built by `fepc build`."""
-import os
 
 import numpy as np
 import pytest
