@@ -87,7 +87,7 @@ class _Data:
 class _Progress:
     """Per-batch bars with tqdm, one line per epoch without it, or nothing."""
 
-    def __init__(self, mode, samples):
+    def __init__(self, mode):
         self.tqdm = None
         if mode in (True, "auto", "tqdm"):
             try:
@@ -97,7 +97,6 @@ class _Progress:
                 if mode == "tqdm":
                     raise
         self.mode = mode
-        self.samples = samples
         self.bar = None
         self.done = 0
 
@@ -188,17 +187,18 @@ def fit(session, x, y=None, *, epochs=None, val=None, callback=None, progress=Tr
     if isinstance(val, (int, np.integer)) and not isinstance(val, bool):
         opt.holdout = _int_arg(val, "val", 0)
     elif val is not None:
-        vx, vy = (val, None) if isinstance(val, dict) or not isinstance(val, (tuple, list)) else \
-            (tuple(val) + (None,))[:2] if len(val) in (1, 2) else (None, None)
-        if vx is None:
-            raise ArgumentError("val must be an int, (x, y), x or a dict {node: array}")
+        vx, vy = val, None
+        if isinstance(val, (tuple, list)):
+            if len(val) not in (1, 2):
+                raise ArgumentError("val must be an int, (x, y), x or a dict {node: array}")
+            vx, vy = val[0], val[1] if len(val) == 2 else None
         val_data = _Data(session.module, _columns(session.module, vx, vy, "validation data"), "validation data")
     batches = max(1, -(-(train.samples - opt.holdout) // max(1, session.batch)))
     opt.report_every = _int_arg(report_every, "report_every", 1) if report_every is not None else \
         max(20, batches // 100)
     history = {k: [] for k in _HISTORY_KEYS}
     failure = []
-    bar = _Progress(progress, train.samples)
+    bar = _Progress(progress)
 
     def on_batch(ctx, epoch, done, total, energy):
         try:
