@@ -1,32 +1,20 @@
-/* api.c — the public C API (fep.h) over the runtime's sessions.
+/* api.c — the public C API (fep.h) over the runtime's sessions: modules,
+ * sessions, tensors by name, relaxation and learning.
  *
  * A FepModule owns a compiled model and the engine that runs it (the JIT
  * for fep_compile_file, the module's own code for fep_load_so).  A
- * FepSession wraps a Session plus its optimizer.  Errors are returned as
- * codes; the message goes to a thread-local buffer read by
- * fep_last_error(). */
+ * FepSession wraps a Session plus its optimizer (api_impl.h).  Errors are
+ * returned as codes; the message goes to a thread-local buffer read by
+ * fep_last_error().  Tensor enumeration, options at session creation,
+ * double precision and training over arrays live in api_*.c. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "../codegen/codegen.h"
-#include "fep.h"
-
-struct FepModule {
-    Compiler c;
-    Engine engine;
-    Jit *jit;
-    AotModule *aot;
-};
-
-struct FepSession {
-    FepModule *module;
-    Session *s;
-    Optimizer *optim;
-    bool *clamped;        /* per tensor */
-    bool relaxed;         /* fep_relax ran since the last change */
-};
+#include "api_impl.h"
 
 static _Thread_local char last_error[1024];
 
@@ -48,6 +36,34 @@ static FepStatus ok(void)
     return FEP_OK;
 }
 
+FepStatus api_fail(FepStatus code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+FepStatus api_ok(void) { return ok(); }
+
+void api_capture_begin(ApiCapture *c, Diag *d)
+{
+    c->diag = d;
+    c->text = NULL;
+    c->len = 0;
+    c->stream = open_memstream(&c->text, &c->len);
+    d->out = c->stream ? c->stream : stderr;
+}
+
+char *api_capture_end(ApiCapture *c)
+{
+    if (c->stream)
+        fclose(c->stream);
+    c->diag->out = stderr;
+    return c->text ? c->text : xstrdup("");
+}
+
 /* Compiles text (or a file) with diagnostics captured into last_error. */
 static bool compile_quietly(FepModule *m, const char *path, const char *text)
 {
@@ -57,20 +73,22 @@ static bool compile_quietly(FepModule *m, const char *path, const char *text)
     bool done = compile_model(&m->c, path, text, capture ? capture : stderr);
     if (capture)
         fclose(capture);
+    m->c.diag.out = stderr;   /* not the closed capture: later messages are captured per call */
     if (!done)
         fail(FEP_ERROR_MODEL, "%s", buf && *buf ? buf : "the model does not compile");
     free(buf);
     return done;
 }
 
-FepStatus fep_compile_file(const char *path, FepModule **out)
+/* A JIT module from a file (text NULL) or from source text named path. */
+static FepStatus compile_jit(const char *path, const char *text, FepModule **out)
 {
-    if (!path || !out)
-        return fail(FEP_ERROR_ARGUMENT, "fep_compile_file: NULL argument");
     *out = NULL;
+    if (!text && access(path, R_OK) != 0)
+        return fail(FEP_ERROR_IO, "%s: error: cannot read model file: %s", path, strerror(errno));
     FepModule *m = xcalloc(1, sizeof *m);
     char err[512];
-    if (!compile_quietly(m, path, NULL)) {
+    if (!compile_quietly(m, path, text)) {
         fep_module_free(m);
         return FEP_ERROR_MODEL;
     }
@@ -84,11 +102,27 @@ FepStatus fep_compile_file(const char *path, FepModule **out)
     return ok();
 }
 
+FepStatus fep_compile_file(const char *path, FepModule **out)
+{
+    if (!path || !out)
+        return fail(FEP_ERROR_ARGUMENT, "fep_compile_file: NULL argument");
+    return compile_jit(path, NULL, out);
+}
+
+FepStatus fep_compile_string(const char *name, const char *source, FepModule **out)
+{
+    if (!source || !out)
+        return fail(FEP_ERROR_ARGUMENT, "fep_compile_string: NULL argument");
+    return compile_jit(name ? name : "<string>", source, out);
+}
+
 FepStatus fep_load_so(const char *path, FepModule **out)
 {
     if (!path || !out)
         return fail(FEP_ERROR_ARGUMENT, "fep_load_so: NULL argument");
     *out = NULL;
+    if (access(path, R_OK) != 0)
+        return fail(FEP_ERROR_IO, "cannot load module %s: %s", path, strerror(errno));
     FepModule *m = xcalloc(1, sizeof *m);
     char err[1024];
     const char *source;
@@ -165,48 +199,19 @@ void fep_session_free(FepSession *s)
         return;
     optim_free(s->optim);
     session_free(s->s);
+    pool_free(s->pool);
     free(s->clamped);
     free(s);
 }
 
-/* The tensor's buffer after checking that n floats fit it exactly. */
-static FepStatus locate(FepSession *s, const char *name, size_t n, int *buf)
-{
-    if (!s)
-        return fail(FEP_ERROR_ARGUMENT, "NULL session");
-    const Tensor *t = find(s->s->model, name);
-    if (!t)
-        return fail(FEP_ERROR_NAME, "model '%s' has no tensor '%s'", s->s->model->name, name ? name : "(null)");
-    int64_t len = session_buffer_len(s->s, t->buf);
-    if ((int64_t)n != len)
-        return fail(FEP_ERROR_SHAPE, "tensor '%s' holds %lld floats, not %zu", name, (long long)len, n);
-    *buf = t->buf;
-    return FEP_OK;
-}
-
 FepStatus fep_set(FepSession *s, const char *name, const float *data, size_t n)
 {
-    int buf;
-    FepStatus st = locate(s, name, n, &buf);
-    if (st)
-        return st;
-    if (!data)
-        return fail(FEP_ERROR_ARGUMENT, "fep_set: NULL data");
-    memcpy(s->s->st.data[buf], data, sizeof(float) * n);
-    session_leaves_changed();
-    return ok();
+    return api_transfer(s, name, (void *)data, n, false, true, "fep_set");
 }
 
 FepStatus fep_get(FepSession *s, const char *name, float *data, size_t n)
 {
-    int buf;
-    FepStatus st = locate(s, name, n, &buf);
-    if (st)
-        return st;
-    if (!data)
-        return fail(FEP_ERROR_ARGUMENT, "fep_get: NULL data");
-    memcpy(data, s->s->st.data[buf], sizeof(float) * n);
-    return ok();
+    return api_transfer(s, name, data, n, false, false, "fep_get");
 }
 
 FepStatus fep_clamp(FepSession *s, const char *name, int clamped)

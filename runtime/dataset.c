@@ -1,7 +1,8 @@
 /* dataset.c — data sets as named columns and their binding to a model's
  * nodes: the default Fashion-MNIST (Debian's dataset-fashion-mnist, IDX
  * gzip files, bound by shape) and `--bind NODE=FILE` sources (.npy,
- * .safetensors, .csv; SPEC §7), bound by name.
+ * .safetensors, .csv; SPEC §7) or arrays in memory (the C API), bound by
+ * name.
  *
  * A column holds n × count × width floats (count = a family's length, 1
  * for a single node; width = one node's elements), or n × count class
@@ -189,23 +190,35 @@ static void find_family(const Model *m, const char *name, DataColumn *c)
         }
 }
 
-/* The tensors `name` binds: one input/observed node, or a family's
- * elements.  False with a message naming the --bind. */
-static bool find_target(const Model *m, const char *name, const char *path, DataColumn *c, char *err, size_t errlen)
+/* How messages name a source: "--bind x=FILE", or an array's name. */
+static const char *source_label(const DataSource *src, char *buf, size_t len)
 {
+    if (src->values)
+        return src->path;
+    snprintf(buf, len, "--bind %s=%s", src->node, src->path);
+    return buf;
+}
+
+/* The tensors src->node binds: one input/observed node, or a family's
+ * elements.  False with a message naming the source. */
+static bool find_target(const Model *m, const DataSource *src, DataColumn *c, char *err, size_t errlen)
+{
+    const char *name = src->node;
+    char buf[1200];
+    const char *label = source_label(src, buf, sizeof buf);
     int t = ir_model_find_tensor(m, name);
     if (t >= 0)
         bind_single(c, t);
     else
         find_family(m, name, c);
     if (c->count == 0) {
-        snprintf(err, errlen, "--bind %s=%s: model '%s' has no node or family named '%s'", name, path, m->name, name);
+        snprintf(err, errlen, "%s: model '%s' has no node or family named '%s'", label, m->name, name);
         return false;
     }
     Role r = m->tensors[c->tensors[0]].role;
     if (!is_data_role(r)) {
-        snprintf(err, errlen, "--bind %s=%s: '%s' is a %s%s of model '%s'; only input and observed nodes take data",
-                 name, path, name, t >= 0 ? "" : "family of ", ir_role_name(r), m->name);
+        snprintf(err, errlen, "%s: '%s' is a %s%s of model '%s'; only input and observed nodes take data",
+                 label, name, t >= 0 ? "" : "family of ", ir_role_name(r), m->name);
         return false;
     }
     return true;
@@ -215,6 +228,8 @@ static bool find_target(const Model *m, const char *name, const char *path, Data
 
 /* A file's tensor as doubles, whatever its format. */
 typedef struct RawData {
+    const float *f;       /* an array's floats, borrowed (then v is NULL) */
+    bool borrowed;        /* v is the caller's */
     char tensor[160];     /* the tensor's name in messages */
     char detail[160];     /* after the name: the CSV columns it came from */
     int rank;
@@ -315,9 +330,37 @@ static bool read_csv(const char *path, const char *node, int64_t block, RawData 
     return ok;
 }
 
+/* An array in memory, borrowed. */
+static bool read_array(const DataSource *src, RawData *raw, char *err, size_t errlen)
+{
+    if (src->rank < 0 || src->rank > TENSOR_MAX_RANK) {
+        snprintf(err, errlen, "%s: rank %d is not in 0..%d", src->path, src->rank, TENSOR_MAX_RANK);
+        return false;
+    }
+    raw->rank = src->rank;
+    int64_t total = 1;
+    for (int i = 0; i < src->rank; i++) {
+        int64_t d = src->dims[i];
+        if (d < 0 || (d > 0 && total > INT64_MAX / 8 / d)) {
+            snprintf(err, errlen, "%s: dimension %d (%lld) is negative or too large", src->path, i, (long long)d);
+            return false;
+        }
+        total *= d;
+        raw->dims[i] = d;
+    }
+    raw->borrowed = true;
+    if (src->f64)
+        raw->v = (double *)src->values;
+    else
+        raw->f = src->values;
+    return true;
+}
+
 static bool read_source(const DataSource *src, int64_t block, RawData *raw, char *err, size_t errlen)
 {
     snprintf(raw->tensor, sizeof raw->tensor, "%s", src->node);
+    if (src->values)
+        return read_array(src, raw, err, errlen);
     if (ends_with(src->path, ".npy"))
         return read_npy(src->path, raw, err, errlen);
     if (ends_with(src->path, ".safetensors"))
@@ -423,13 +466,16 @@ static bool fill_column(const DataSource *src, const RawData *raw, bool indices,
     int64_t n = raw->dims[0], per = indices ? c->count : c->count * c->width;
     if (!indices) {
         c->values = xmalloc(sizeof *c->values * (size_t)(n * per + 1));
-        for (int64_t i = 0; i < n * per; i++)
-            c->values[i] = (float)raw->v[i];
+        if (raw->f)
+            memcpy(c->values, raw->f, sizeof *c->values * (size_t)(n * per));
+        else
+            for (int64_t i = 0; i < n * per; i++)
+                c->values[i] = (float)raw->v[i];
         return true;
     }
     c->classes = xmalloc(sizeof *c->classes * (size_t)(n * per + 1));
     for (int64_t i = 0; i < n * per; i++) {
-        double k = raw->v[i];
+        double k = raw->f ? raw->f[i] : raw->v[i];
         if (k != floor(k) || k < 0 || k >= (double)c->width) {
             snprintf(err, errlen, "%s: tensor '%s' sample %lld: class index %g is not in 0..%lld", src->path,
                      raw->tensor, (long long)(i / per), k, (long long)c->width - 1);
@@ -445,14 +491,15 @@ static bool fill_column(const DataSource *src, const RawData *raw, bool indices,
 static bool load_source(const Model *m, const DataSource *src, Dataset *out, int64_t *n, char *err, size_t errlen)
 {
     DataColumn *c = add_column(out, src->node, src->path);
-    if (!find_target(m, src->node, src->path, c, err, errlen))
+    if (!find_target(m, src, c, err, errlen))
         return false;
     const Tensor *first = &m->tensors[c->tensors[0]];
     c->width = ir_numel(ir_shape(&m->g, first->shape));
     for (int k = 1; k < c->count; k++)
         if (ir_numel(ir_shape(&m->g, m->tensors[c->tensors[k]].shape)) != c->width) {
-            snprintf(err, errlen, "--bind %s=%s: the elements of family '%s' differ in shape", src->node, src->path,
-                     src->node);
+            char label[1200];
+            snprintf(err, errlen, "%s: the elements of family '%s' differ in shape",
+                     source_label(src, label, sizeof label), src->node);
             return false;
         }
     RawData raw = {0};
@@ -468,12 +515,14 @@ static bool load_source(const Model *m, const DataSource *src, Dataset *out, int
     }
     ok = ok && fill_column(src, &raw, indices, c, err, errlen);
     *n = ok ? raw.dims[0] : 0;
-    free(raw.v);
+    if (!raw.borrowed)
+        free(raw.v);
     return ok;
 }
 
-/* Every input and observed node bound exactly once. */
-static bool check_coverage(const Model *m, const Dataset *d, char *err, size_t errlen)
+/* Every input and observed node bound exactly once; a node without data
+ * gets a hint for files (--bind) or arrays. */
+static bool check_coverage(const Model *m, const Dataset *d, bool files, char *err, size_t errlen)
 {
     int *owner = xmalloc(sizeof *owner * (size_t)(m->n_tensors + 1));
     for (int t = 0; t < m->n_tensors; t++)
@@ -493,8 +542,8 @@ static bool check_coverage(const Model *m, const Dataset *d, char *err, size_t e
         const Tensor *tensor = &m->tensors[t];
         if (is_data_role(tensor->role) && owner[t] < 0) {
             const char *name = tensor->family ? tensor->family : tensor->name;
-            snprintf(err, errlen, "%s node '%s' of model '%s' has no data (add --bind %s=FILE)",
-                     ir_role_name(tensor->role), tensor->name, m->name, name);
+            snprintf(err, errlen, "%s node '%s' of model '%s' has no data (%s %s%s)", ir_role_name(tensor->role),
+                     tensor->name, m->name, files ? "add --bind" : "give an array for", name, files ? "=FILE" : "");
             ok = false;
         }
     }
@@ -502,25 +551,51 @@ static bool check_coverage(const Model *m, const Dataset *d, char *err, size_t e
     return ok;
 }
 
+/* Frees the last column (a source that failed to load). */
+static void drop_last_column(Dataset *d)
+{
+    DataColumn *c = &d->columns[--d->n_columns];
+    free(c->node);
+    free(c->source);
+    free(c->tensors);
+    free(c->values);
+    free(c->classes);
+}
+
+bool dataset_add_source(const Model *m, Dataset *d, const DataSource *src, char *err, size_t errlen)
+{
+    int64_t n = 0;
+    bool ok = load_source(m, src, d, &n, err, errlen);
+    if (ok && d->n_columns > 1 && n != d->n) {
+        snprintf(err, errlen, "%s has %lld samples but %s has %lld (every bound %s needs the same number)",
+                 src->path, (long long)n, d->columns[0].source, (long long)d->n, src->values ? "array" : "file");
+        ok = false;
+    }
+    if (!ok) {
+        drop_last_column(d);
+        return false;
+    }
+    d->n = n;
+    return true;
+}
+
+bool dataset_complete(const Model *m, Dataset *d, bool files, char *err, size_t errlen)
+{
+    if (!check_coverage(m, d, files, err, errlen))
+        return false;
+    d->label_column = find_label_column(m, d);
+    return true;
+}
+
 bool dataset_load_sources(const Model *m, const DataSource *src, int n_src, Dataset *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     out->label_column = -1;
     bool ok = true;
-    for (int i = 0; i < n_src && ok; i++) {
-        int64_t n = 0;
-        ok = load_source(m, &src[i], out, &n, err, errlen);
-        if (ok && i > 0 && n != out->n) {
-            snprintf(err, errlen, "%s has %lld samples but %s has %lld (every bound file needs the same number)",
-                     src[i].path, (long long)n, src[0].path, (long long)out->n);
-            ok = false;
-        }
-        out->n = i == 0 ? n : out->n;
-    }
-    ok = ok && check_coverage(m, out, err, errlen);
-    if (ok)
-        out->label_column = find_label_column(m, out);
-    else
+    for (int i = 0; i < n_src && ok; i++)
+        ok = dataset_add_source(m, out, &src[i], err, errlen);
+    ok = ok && dataset_complete(m, out, n_src == 0 || !src[0].values, err, errlen);
+    if (!ok)
         dataset_free(out);
     return ok;
 }

@@ -6,12 +6,16 @@
  * load parameters.  Every call returns FEP_OK or an error code; the
  * message of the last failure on the calling thread is fep_last_error().
  *
- * Tensors are float32, row-major.  Value nodes (inputs, latents, observed)
- * carry a leading batch dimension: their size is batch × the declared
- * element count.  Params and consts have no batch dimension.
+ * Tensors are row-major, float32 through fep_set/fep_get (double through
+ * fep_set_f64/fep_get_f64, for either kind of session).  Value nodes
+ * (inputs, latents, observed) carry a leading batch dimension: their size
+ * is batch × the declared element count.  Params and consts have no batch
+ * dimension.
  *
  * Thread safety: distinct sessions may be used from distinct threads; one
- * session must not be used by two threads at once. */
+ * session must not be used by two threads at once, nor may sessions of one
+ * module be opened (fep_session_open), re-derived (fep_clamp) or trained
+ * (fep_fit) concurrently: those derive programs into the shared model. */
 #ifndef FEP_H
 #define FEP_H
 
@@ -52,7 +56,9 @@ FepStatus fep_tensor_info(const FepModule *m, const char *name, int *rank, int64
 
 /* A session holds every tensor for `batch` samples, parameters initialised
  * from the model's INIT specs with its seed.  Observed nodes start clamped
- * (training mode); fep_clamp changes that. */
+ * (training mode); fep_clamp changes that.  It runs on the calling thread
+ * with the model's train settings in float32; fep_session_open takes
+ * options. */
 FepStatus fep_session_new(FepModule *m, int batch, FepSession **out);
 void fep_session_free(FepSession *s);
 
@@ -78,6 +84,120 @@ FepStatus fep_energy(FepSession *s, double *out);
 
 FepStatus fep_save_params(FepSession *s, const char *path);
 FepStatus fep_load_params(FepSession *s, const char *path);
+
+/* ==== Introspection, session options, double precision, gradients and
+ * training over arrays (api_module.c, api_session.c, api_fit.c; the
+ * Python package python/fep is built on these) ==== */
+
+/* The library's FEP_API_VERSION, to compare with the header's. */
+int fep_api_version(void);
+
+/* Compiles model source text; NAME (NULL: "<string>") stands for the file
+ * name in diagnostics. */
+FepStatus fep_compile_string(const char *name, const char *source, FepModule **out);
+/* The model's name (owned by the module); "" for NULL. */
+const char *fep_module_name(const FepModule *m);
+
+typedef enum FepKind {
+    FEP_KIND_PARAM = 0,
+    FEP_KIND_CONST = 1,
+    FEP_KIND_INPUT = 2,
+    FEP_KIND_LATENT = 3,
+    FEP_KIND_OBSERVED = 4,
+} FepKind;
+
+typedef struct FepTensorInfo {
+    const char *name;     /* owned by the module: "W1", "x[3]" for element 3 of family x */
+    FepKind kind;
+    int rank;             /* excluding a value node's batch dimension */
+    int64_t dims[8];
+    int categorical;      /* a categorical node: data may also be class indices */
+    const char *family;   /* "x" for x[3]; NULL otherwise */
+    int family_index;
+    int rule_made;        /* a param a rule's relaxation added (back.W, psi.v) */
+} FepTensorInfo;
+
+/* The model's tensors in declaration order, then the params rules have
+ * added: the count grows when a session's rule adds some. */
+FepStatus fep_tensor_count(const FepModule *m, int *n);
+FepStatus fep_tensor_at(const FepModule *m, int index, FepTensorInfo *out);
+
+/* A session with options.  Each train key (`keys[i] = values[i]`, values
+ * as .fep text: "50", "0.2", "pc(backward = learned)", "adam(lr = 0.01)")
+ * is checked exactly as `fepc --key value` checks it, and applies to this
+ * session only; the batch size is the `batch` key.  The engine runs on
+ * `threads` threads (0: one per core), batch-parallel as in fepc, so
+ * results match fepc's for any count. */
+typedef struct FepSessionOptions {
+    int f64;                    /* 1: double-precision storage and kernels */
+    int threads;                /* 0: one per core */
+    int n_settings;
+    const char *const *keys;    /* "steps", "step_size", "rule", "batch", ... */
+    const char *const *values;
+} FepSessionOptions;
+FepStatus fep_session_open(FepModule *m, const FepSessionOptions *opt, FepSession **out);
+/* The session's train settings as a train block's lines ("steps = 20\n"),
+ * NUL-terminated in buf (truncated to len); *needed = the full size with
+ * the NUL. */
+FepStatus fep_session_config(const FepSession *s, char *buf, size_t len, size_t *needed);
+
+/* Doubles in or out, converted to or from the session's precision (as
+ * fep_set/fep_get convert floats).  For reading, NAME may also be a
+ * derived buffer: error.NODE (precision-weighted errors after fep_relax),
+ * grad.PARAM (after fep_grads or fep_learn) and prev.NODE (stream state,
+ * also writable).  Value nodes and their buffers hold batch × elements. */
+FepStatus fep_set_f64(FepSession *s, const char *name, const double *data, size_t n);
+FepStatus fep_get_f64(FepSession *s, const char *name, double *data, size_t n);
+/* ∂F/∂θ summed over the batch at the relaxed values into grad.PARAM,
+ * without updating anything (what `fepc grad` writes). */
+FepStatus fep_grads(FepSession *s);
+
+/* A data set of arrays for fep_fit and fep_evaluate, bound to the nodes
+ * of one module's model. */
+typedef struct FepData FepData;
+FepStatus fep_data_new(FepModule *m, FepData **out);
+/* Copies samples for input or observed node NODE (or a family x as
+ * [n, T, ...]): a row-major array of `rank` dims, dims[0] the samples,
+ * floats or (f64) doubles; a categorical node also takes class indices
+ * [n].  Checked as `fepc train --bind` checks a file; every array of a
+ * set must have the same number of samples.  On failure the set is as
+ * before. */
+FepStatus fep_data_add(FepData *d, const char *node, const void *values, int f64, int rank, const int64_t *dims);
+/* Samples in the set (0 while empty). */
+int64_t fep_data_samples(const FepData *d);
+void fep_data_free(FepData *d);
+
+typedef struct FepEpochStats {
+    int epoch, epochs;
+    double energy;            /* mean per-sample energy over the epoch's batches */
+    double train_accuracy;    /* NaN without a categorical observed node */
+    double val_accuracy;      /* NaN without labels or validation samples */
+    double val_energy;        /* mean clamped energy of the validation samples; NaN without */
+    double seconds;           /* the epoch's training, evaluation excluded */
+} FepEpochStats;
+/* Return nonzero to stop training (after the current batch). */
+typedef int (*FepBatchCallback)(void *ctx, int epoch, int64_t done, int64_t total, double energy);
+typedef int (*FepEpochCallback)(void *ctx, const FepEpochStats *stats);
+
+typedef struct FepFitOptions {
+    int epochs;               /* < 0: the session's `epochs` key */
+    int64_t holdout;          /* without val: hold out this many samples (fepc train --val N) */
+    double clip;              /* clamp each gradient entry to ±clip; 0: off */
+    int report_every;         /* batches between on_batch calls (and each epoch's last); <= 0: 20 */
+    FepBatchCallback on_batch;
+    FepEpochCallback on_epoch;
+    void *ctx;
+} FepFitOptions;
+/* Trains the session's params with `fepc train`'s loop (runtime/train.c:
+ * seeded shuffle, batches of the `batch` key, the optimizer, schedule and
+ * rule of the session) on `train`, scoring `val` (may be NULL) after each
+ * epoch.  The optimizer's state is the session's, kept across calls and
+ * shared with fep_learn.  FEP_OK also when a callback stopped it. */
+FepStatus fep_fit(FepSession *s, const FepData *train, const FepData *val, const FepFitOptions *opt);
+/* `fepc eval`'s figures on `data`: mean clamped energy and, with a
+ * categorical observed node (else NaN), the accuracy of predictions with
+ * observed nodes free. */
+FepStatus fep_evaluate(FepSession *s, const FepData *data, double *accuracy, double *energy);
 
 /* ---- environments written in C ----
  * `fepc act M.fep --env libworld.so:my_world` loads `my_world`, a const

@@ -166,10 +166,17 @@ typedef struct Dataset {
 } Dataset;
 
 /* A `--bind NODE=FILE`: FILE is .npy, .safetensors (the tensor named NODE,
- * or its only tensor) or .csv (columns `x` or `x[i]`, one row per sample). */
+ * or its only tensor) or .csv (columns `x` or `x[i]`, one row per sample).
+ * Or, with `values` (the C API), an array in memory, borrowed while it
+ * loads: `rank` dims, floats or (f64) doubles; `path` then names it in
+ * messages. */
 typedef struct DataSource {
     const char *node;
     const char *path;
+    const void *values;
+    bool f64;
+    int rank;
+    const int64_t *dims;
 } DataSource;
 
 /* Loads the train or test split from $FEP_FASHION_MNIST or Debian's
@@ -181,6 +188,12 @@ bool dataset_fashion_mnist(bool train, Dataset *out, char *err, size_t errlen);
  * input and observed node of the model must be covered.  Errors name the
  * file, the tensor and both shapes. */
 bool dataset_load_sources(const Model *m, const DataSource *src, int n_src, Dataset *out, char *err, size_t errlen);
+/* dataset_load_sources in steps: loads and checks one source into a new
+ * column (d starts zeroed with label_column -1; on failure d is as
+ * before), then checks coverage and finds the label column (`files`: the
+ * hint for a node without data names --bind). */
+bool dataset_add_source(const Model *m, Dataset *d, const DataSource *src, char *err, size_t errlen);
+bool dataset_complete(const Model *m, Dataset *d, bool files, char *err, size_t errlen);
 void dataset_free(Dataset *d);
 /* Binds columns that have no node name by shape (Fashion-MNIST): images
  * to the input node (or, if there is none, a non-categorical observed
@@ -198,6 +211,30 @@ int dataset_label(const Dataset *d, int64_t i);
 int64_t dataset_classes(const Dataset *d);
 
 /* ---- train.c: the training loop ---- */
+/* One epoch's figures; NaN where they do not apply (accuracies without a
+ * categorical observed node, test and validation figures without those
+ * sets). */
+typedef struct EpochReport {
+    int epoch, epochs;
+    double energy;            /* mean per-sample energy over the epoch's batches */
+    double train_accuracy;
+    double test_accuracy;     /* the Fashion-MNIST test split */
+    double val_accuracy;      /* the held-out or given validation samples */
+    double val_energy;        /* their mean clamped energy (hooks only) */
+    double seconds;           /* the epoch's training, evaluation excluded */
+} EpochReport;
+
+/* Where a run reports instead of the terminal (the C API): `batch` after
+ * every `every`-th batch and the last of each epoch, with the running mean
+ * energy; `epoch` after each epoch.  Either may be NULL; returning false
+ * stops the run (after the batch; a partial epoch is not reported). */
+typedef struct TrainHooks {
+    void *ctx;
+    int every;                /* >= 1 */
+    bool (*batch)(void *ctx, int epoch, int64_t done, int64_t total, double energy);
+    bool (*epoch)(void *ctx, const EpochReport *r);
+} TrainHooks;
+
 typedef struct TrainOptions {
     const char *log_path;     /* per-epoch CSV */
     const char *save_path;    /* final parameters (and Ctrl-C checkpoint) */
@@ -210,6 +247,7 @@ typedef struct TrainOptions {
     double clip;
     bool progress;            /* redraw a progress bar (terminal) */
     bool f64;
+    const TrainHooks *hooks;  /* report here: nothing printed, no log or checkpoint (train_session) */
 } TrainOptions;
 
 /* Trains and prints per-epoch energy, accuracies and time; returns the
@@ -220,6 +258,20 @@ int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt
  * accuracy (where defined) and energy.  Uses f64, sources, val. */
 int eval_run(Diag *d, Model *m, const TrainConfig *cfg, const char *params_path, const TrainOptions *opt,
              Engine engine);
+/* train_run's epochs for the C API, on the params of `base` in place (every
+ * session here shares its storage; their engine is base's) with `optim`
+ * (base's optimizer, kept): bound data `train`, scored on `val` after each
+ * epoch, or without one on opt->val samples held out of train; reports
+ * to opt->hooks (required).  Neither data set is modified or freed.
+ * Returns 0 (also when the hooks stopped it), or with a message in err 2
+ * when training diverged (non-finite values) and 1 for other failures. */
+int train_session(Diag *d, Session *base, Optimizer *optim, const TrainConfig *cfg, const Dataset *train,
+                  const Dataset *val, const TrainOptions *opt, char *err, size_t errlen);
+/* eval_run's figures for bound data on base's params: the mean clamped
+ * energy and (NaN without labels) the accuracy of predictions with the
+ * observed nodes free.  False with a message in err. */
+bool eval_session(Diag *d, Session *base, const TrainConfig *cfg, const Dataset *data, double *accuracy,
+                  double *energy, char *err, size_t errlen);
 /* ---- aot.c: modules built by `fepc build` ---- */
 enum { FEP_MODULE_ABI = 1 };
 /* Symbol prefixes of the compiled variants: [training f32, prediction f32,

@@ -11,7 +11,12 @@
  * training samples, chosen by a shuffle seeded with the train seed: with
  * bound data they are the evaluation set (the log's test_accuracy column);
  * with Fashion-MNIST they are scored beside the test split (an extra
- * val_accuracy column). */
+ * val_accuracy column).
+ *
+ * train_session and eval_session run the same loops for the C API: the
+ * caller's data (borrowed, never freed here), the caller's session
+ * (whose parameter storage every session here shares) and optimizer, and
+ * TrainHooks in place of the terminal, the log and the checkpoints. */
 #include "runtime.h"
 
 #include <math.h>
@@ -41,6 +46,10 @@ typedef struct Trainer {
     Dataset train, test, val;  /* test, val: n = 0 when absent */
     Session *sessions[4];     /* [clamped full, clamped tail, free full, free tail] */
     Optimizer *optim;
+    Session *base;            /* train_session: the caller's session, whose params sessions[0] shares */
+    bool borrowed_train;      /* train (and val) belong to the caller */
+    bool borrowed_optim;
+    bool diverged;            /* the failure was non-finite values */
     char err[512];
 } Trainer;
 
@@ -56,6 +65,8 @@ static Session *session_for(Trainer *t, int batch, bool clamped)
                     sizeof t->err);
     if (s && slot != 0)
         session_share_params(s, t->sessions[0]);
+    else if (s && t->base)
+        session_share_params(s, t->base);
     t->sessions[slot] = s;
     return s;
 }
@@ -64,10 +75,13 @@ static void trainer_free(Trainer *t)
 {
     for (int i = 3; i >= 0; i--)
         session_free(t->sessions[i]);
-    optim_free(t->optim);
-    dataset_free(&t->train);
+    if (!t->borrowed_optim)
+        optim_free(t->optim);
+    if (!t->borrowed_train) {
+        dataset_free(&t->train);
+        dataset_free(&t->val);
+    }
     dataset_free(&t->test);
-    dataset_free(&t->val);
 }
 
 static int argmax(const double *v, int n)
@@ -143,16 +157,21 @@ static void shuffle(int64_t *order, int64_t n, Rng *rng)
     }
 }
 
-static void progress(const Trainer *t, int epoch, int64_t done, int64_t total, double energy)
+/* Reports progress (hooks, or the terminal's bar); false: the hooks ask to stop. */
+static bool progress(const Trainer *t, int epoch, int64_t done, int64_t total, double energy)
 {
+    const TrainHooks *h = t->opt->hooks;
+    if (h)
+        return !h->batch || h->batch(h->ctx, epoch, done, total, energy);
     if (!t->opt->progress)
-        return;
+        return true;
     int width = 30, filled = (int)(width * done / (total ? total : 1));
     fprintf(stderr, "\r  epoch %d/%d [", epoch, t->cfg.epochs);
     for (int i = 0; i < width; i++)
         fputc(i < filled ? '#' : '.', stderr);
     fprintf(stderr, "] %3d%%  energy %.4f ", (int)(100 * done / (total ? total : 1)), energy);
     fflush(stderr);
+    return true;
 }
 
 /* Training accuracy scores the feedforward prediction: after relaxation
@@ -197,6 +216,7 @@ static bool train_batch(Trainer *t, Session *s, const int64_t *idx, double *ener
     if (!isfinite(*energy)) {
         const char *bad = session_find_nonfinite(s);
         snprintf(t->err, sizeof t->err, "training diverged: non-finite values in '%s'", bad ? bad : "energy");
+        t->diverged = true;
         return false;
     }
     if (frozen_predictions(s))
@@ -235,10 +255,24 @@ static bool write_log(Trainer *t, double *rows, int n_rows)
     return csv_save(t->opt->log_path, cols, log_width(t), rows, n_rows, t->err, sizeof t->err);
 }
 
-/* After an epoch: scores the held-out sets, prints the epoch line and
- * fills its log row (test_accuracy: the test split, or with bound data
- * the validation samples).  False with t->err when evaluation fails. */
-static bool end_epoch(Trainer *t, int epoch, double energy, double train_acc, double seconds, double *row)
+static bool clamped_energy(Trainer *t, const Dataset *d, double *out);
+
+/* The epoch's report to the hooks, with the validation energy as well;
+ * *stop when they ask to stop.  False with t->err when evaluation fails. */
+static bool report_epoch(Trainer *t, EpochReport *r, bool *stop)
+{
+    const TrainHooks *h = t->opt->hooks;
+    if (t->val.n && !clamped_energy(t, &t->val, &r->val_energy))
+        return false;
+    *stop = h->epoch && !h->epoch(h->ctx, r);
+    return true;
+}
+
+/* After an epoch: scores the held-out sets, prints the epoch line (or
+ * reports to the hooks, which may set *stop) and fills its log row
+ * (test_accuracy: the test split, or with bound data the validation
+ * samples).  False with t->err when evaluation fails. */
+static bool end_epoch(Trainer *t, int epoch, double energy, double train_acc, double seconds, double *row, bool *stop)
 {
     bool has_labels = t->train.label_column >= 0;
     double test_acc = NAN, val_acc = NAN;
@@ -246,6 +280,11 @@ static bool end_epoch(Trainer *t, int epoch, double energy, double train_acc, do
         return false;
     if (has_labels && t->val.n && isnan(val_acc = accuracy(t, &t->val)))
         return false;
+    if (t->opt->hooks) {
+        EpochReport r = {.epoch = epoch, .epochs = t->cfg.epochs, .energy = energy, .train_accuracy = train_acc,
+                         .test_accuracy = test_acc, .val_accuracy = val_acc, .val_energy = NAN, .seconds = seconds};
+        return report_epoch(t, &r, stop);
+    }
     if (t->opt->progress)
         fputc('\r', stderr);
     printf("epoch %d/%d  energy %.5f", epoch, t->cfg.epochs, energy);
@@ -275,6 +314,25 @@ static double lr_scale(const TrainConfig *c, int64_t step, int64_t total)
     return 1;
 }
 
+/* A failure in batch `batch` of an epoch (-1: in its evaluation):
+ * printed, or kept in t->err for the hooks' caller. */
+static void epoch_error(Trainer *t, int epoch, long long batch)
+{
+    char where[64];
+    if (batch >= 0)
+        snprintf(where, sizeof where, "epoch %d, batch %lld: ", epoch, batch);
+    else
+        snprintf(where, sizeof where, "evaluation: ");
+    if (!t->opt->hooks) {
+        fprintf(stderr, "%sfepc: error: %s%s\n", t->opt->progress && batch >= 0 ? "\n" : "", where, t->err);
+        return;
+    }
+    size_t k = strlen(where);
+    memmove(t->err + k, t->err, sizeof t->err - k);
+    memcpy(t->err, where, k);
+    t->err[sizeof t->err - 1] = 0;
+}
+
 static int run_epochs(Trainer *t, int first_epoch)
 {
     int64_t n = t->train.n;
@@ -285,12 +343,12 @@ static int run_epochs(Trainer *t, int first_epoch)
     rng_seed(&rng, t->cfg.seed + 0x5eed);
     double *log_rows = xcalloc((size_t)(t->cfg.epochs + 1) * LOG_MAX_COLS, sizeof(double));
     int n_rows = 0, rc = 0;
-    bool has_labels = t->train.label_column >= 0;
-    for (int epoch = first_epoch; epoch <= t->cfg.epochs && rc == 0; epoch++) {
+    bool has_labels = t->train.label_column >= 0, stop = false;
+    for (int epoch = first_epoch; epoch <= t->cfg.epochs && rc == 0 && !stop; epoch++) {
         shuffle(order, n, &rng);
         double start = now(), energy_sum = 0;
         int64_t correct = 0;
-        for (int64_t at = 0; at < n && !interrupted; at += t->cfg.batch) {
+        for (int64_t at = 0; at < n && !interrupted && !stop; at += t->cfg.batch) {
             int count = (int)(n - at < t->cfg.batch ? n - at : t->cfg.batch);
             Session *s = session_for(t, count, true);
             int64_t per_epoch = (n + t->cfg.batch - 1) / t->cfg.batch;
@@ -298,18 +356,18 @@ static int run_epochs(Trainer *t, int first_epoch)
             double e;
             int c = 0;
             if (!s || !train_batch(t, s, order + at, &e, &c)) {
-                fprintf(stderr, "%sfepc: error: epoch %d, batch %lld: %s\n", t->opt->progress ? "\n" : "", epoch,
-                        (long long)(at / t->cfg.batch), t->err);
+                epoch_error(t, epoch, at / t->cfg.batch);
                 rc = 1;
                 break;
             }
             energy_sum += e * count;
             correct += c;
-            if ((at / t->cfg.batch) % 20 == 0)
-                progress(t, epoch, at + count, n, energy_sum / (double)(at + count));
+            int every = t->opt->hooks ? t->opt->hooks->every : 20;
+            if ((at / t->cfg.batch) % every == 0 || (t->opt->hooks && at + count == n))
+                stop = !progress(t, epoch, at + count, n, energy_sum / (double)(at + count));
         }
         double seconds = now() - start;
-        if (rc)
+        if (rc || stop)   /* the hooks stopped a partial epoch: not reported */
             break;
         if (interrupted) {
             const char *path = t->opt->save_path ? t->opt->save_path : "interrupted.safetensors";
@@ -321,8 +379,8 @@ static int run_epochs(Trainer *t, int first_epoch)
         }
         double train_acc = has_labels ? (double)correct / (double)n : NAN;
         double *row = log_rows + log_width(t) * n_rows++;
-        if (!end_epoch(t, epoch, energy_sum / (double)n, train_acc, seconds, row)) {
-            fprintf(stderr, "fepc: error: evaluation: %s\n", t->err);
+        if (!end_epoch(t, epoch, energy_sum / (double)n, train_acc, seconds, row, &stop)) {
+            epoch_error(t, epoch, -1);
             rc = 1;
             break;
         }
@@ -361,7 +419,9 @@ static bool split_val(Trainer *t)
     Dataset all = t->train;
     dataset_take(&all, order, n - v, &t->train);
     dataset_take(&all, order + n - v, v, &t->val);
-    dataset_free(&all);
+    if (!t->borrowed_train)
+        dataset_free(&all);
+    t->borrowed_train = false;   /* the two parts are copies */
     free(order);
     return true;
 }
@@ -487,6 +547,54 @@ done:
         fprintf(stderr, "fepc: error: %s\n", t.err);
     trainer_free(&t);
     return rc;
+}
+
+/* The C API's trainer: the caller's data and optimizer, sessions sharing
+ * base's params, reports to opt->hooks. */
+static Trainer api_trainer(Diag *d, Session *base, Optimizer *optim, const TrainConfig *cfg, const Dataset *train,
+                           const Dataset *val, const TrainOptions *opt)
+{
+    Trainer t = {.diag = d, .m = base->model, .cfg = *cfg, .opt = opt, .engine = base->engine, .optim = optim,
+                 .base = base, .borrowed_train = true, .borrowed_optim = true};
+    t.train = *train;
+    if (val)
+        t.val = *val;
+    return t;
+}
+
+int train_session(Diag *d, Session *base, Optimizer *optim, const TrainConfig *cfg, const Dataset *train,
+                  const Dataset *val, const TrainOptions *opt, char *err, size_t errlen)
+{
+    Trainer t = api_trainer(d, base, optim, cfg, train, val, opt);
+    int rc = 1;
+    if (!val && !split_val(&t))
+        goto done;
+    if (t.train.n < t.cfg.batch)
+        t.cfg.batch = (int)t.train.n;
+    if (!session_for(&t, t.cfg.batch, true))
+        goto done;
+    interrupted = 0;
+    rc = run_epochs(&t, 1);
+    t.optim->lr_scale = 1;   /* later fep_learn steps use the configured rate */
+done:
+    if (rc == 1)
+        snprintf(err, errlen, "%s", t.err);
+    trainer_free(&t);
+    return rc == 1 && t.diverged ? 2 : rc;
+}
+
+bool eval_session(Diag *d, Session *base, const TrainConfig *cfg, const Dataset *data, double *accuracy_out,
+                  double *energy, char *err, size_t errlen)
+{
+    TrainOptions opt = {.f64 = base->st.f64};
+    Trainer t = api_trainer(d, base, NULL, cfg, data, NULL, &opt);
+    *accuracy_out = NAN;
+    bool ok = session_for(&t, t.cfg.batch, true) && clamped_energy(&t, data, energy) &&
+              (data->label_column < 0 || !isnan(*accuracy_out = accuracy(&t, data)));
+    if (!ok)
+        snprintf(err, errlen, "%s", t.err);
+    trainer_free(&t);
+    return ok;
 }
 
 bool save_params(const Session *s, const char *path, const char *const *meta, int n_meta, char *err, size_t errlen)
