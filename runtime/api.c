@@ -296,3 +296,11 @@ FepStatus fep_load_params(FepSession *s, const char *path)
         return fail(loaded ? FEP_ERROR_SHAPE : FEP_ERROR_IO, "%s", err);
     return ok();
 }
+
+Session *api_session(FepSession *s) { return s ? s->s : NULL; }
+
+int api_status(int code, const char *message)
+{
+    snprintf(last_error, sizeof last_error, "%s", message);
+    return code;
+}
