@@ -163,7 +163,7 @@ typedef struct Comm {
     void (*abort)(struct Comm *c, int status);
     void (*free)(struct Comm *c);
     bool failed;
-    char error[256];
+    char error[512];
     double seconds;       /* wall time spent in exchange and gather (waiting included) */
     int64_t bytes_sent;   /* by this rank, through exchange and gather */
 } Comm;

@@ -419,6 +419,30 @@ static int batch_failed(Trainer *t, bool everywhere, int epoch, int64_t batch)
     return 1;
 }
 
+/* The batches of one epoch in `order` (stopping early on SIGINT): sums the
+ * energy × samples and the correct training predictions (this rank's) and
+ * counts the steps.  0, or the status after a failed batch. */
+static int train_epoch(Trainer *t, int epoch, const int64_t *order, double *energy_sum, int64_t *correct,
+                       int64_t *steps)
+{
+    int64_t n = t->train.n, per_epoch = (n + t->cfg.batch - 1) / t->cfg.batch;
+    for (int64_t at = 0; at < n && !interrupted; at += t->cfg.batch, ++*steps) {
+        int count = (int)(n - at < t->cfg.batch ? n - at : t->cfg.batch);
+        Session *s = session_for(t, count, true);
+        t->optim->lr_scale = lr_scale(&t->cfg, (epoch - 1) * per_epoch + at / t->cfg.batch, t->cfg.epochs * per_epoch);
+        double e;
+        int c = 0;
+        bool diverged = false;
+        if (!s || !train_batch(t, s, order + at, &e, &c, &diverged))
+            return batch_failed(t, !s || diverged, epoch, at / t->cfg.batch);
+        *energy_sum += e * count;
+        *correct += c;
+        if ((at / t->cfg.batch) % 20 == 0)
+            progress(t, epoch, at + count, n, *energy_sum / (double)(at + count));
+    }
+    return 0;
+}
+
 static int run_epochs(Trainer *t, int first_epoch)
 {
     int64_t n = t->train.n;
@@ -437,26 +461,9 @@ static int run_epochs(Trainer *t, int first_epoch)
         shuffle(order, n, &rng);
         double start = now(), energy_sum = 0, comm_s = t->comm ? t->comm->seconds : 0;
         int64_t correct = 0, comm_bytes = t->comm ? t->comm->bytes_sent : 0, steps = 0;
-        for (int64_t at = 0; at < n && !interrupted; at += t->cfg.batch, steps++) {
-            int count = (int)(n - at < t->cfg.batch ? n - at : t->cfg.batch);
-            Session *s = session_for(t, count, true);
-            int64_t per_epoch = (n + t->cfg.batch - 1) / t->cfg.batch;
-            t->optim->lr_scale = lr_scale(&t->cfg, (epoch - 1) * per_epoch + at / t->cfg.batch, t->cfg.epochs * per_epoch);
-            double e;
-            int c = 0;
-            bool diverged = false;
-            if (!s || !train_batch(t, s, order + at, &e, &c, &diverged)) {
-                rc = batch_failed(t, !s || diverged, epoch, at / t->cfg.batch);
-                break;
-            }
-            energy_sum += e * count;
-            correct += c;
-            if ((at / t->cfg.batch) % 20 == 0)
-                progress(t, epoch, at + count, n, energy_sum / (double)(at + count));
-        }
-        double seconds = now() - start;
-        if (rc)
+        if ((rc = train_epoch(t, epoch, order, &energy_sum, &correct, &steps)))
             break;
+        double seconds = now() - start;
         if (interrupted) {
             const char *path = t->opt->save_path ? t->opt->save_path : "interrupted.safetensors";
             fprintf(stderr, "%sfepc: interrupted; saving checkpoint to %s\n", t->opt->progress ? "\n" : "", path);
