@@ -527,6 +527,7 @@ typedef struct Storage {
     bool f64;
     void **data;
     int n_buffers;
+    struct Shard *shard;  /* NULL, or which part of a batch spread over processes this is (runtime/dist.c) */
 } Storage;
 
 /* Evaluates one phase (parallel assignment) in double precision, rounding

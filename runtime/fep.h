@@ -221,6 +221,33 @@ typedef struct FepEnvironment {
     void (*destroy)(void *state);                          /* may be NULL */
 } FepEnvironment;
 
+/* ---- Data-parallel training across processes over MPI (api_mpi.c) ----
+ *
+ * Every rank (process) of an MPI communicator drives its own session over
+ * its own samples.  Joined to the communicator, the sessions act as one
+ * session over all their samples: fep_relax, fep_learn and fep_energy
+ * become collective (every rank calls them, in the same order);
+ * fep_energy is the mean over every rank's samples; fep_learn sums the
+ * parameter gradients over the ranks — in rank order, so every rank gets
+ * the same bits — and takes one identical optimizer step everywhere.
+ * The communicator is passed as its Fortran handle, MPI_Comm_c2f(comm), so
+ * that this header needs no mpi.h.  MPI must be initialised before and
+ * finalised after the session (free the session first).  fepc's own
+ * `mpirun fepc train` splits batches more finely and matches one process
+ * bit for bit; a joined session matches one process over the combined
+ * batch to rounding. */
+
+/* 1 when this libfep was built with MPI; 0 when not (fep_session_set_comm
+ * then fails with FEP_ERROR_ARGUMENT). */
+int fep_mpi_enabled(void);
+/* Joins the session to the ranks of communicator comm_f (collective; the
+ * ranks' batch sizes may differ).  Checks that every rank runs the same
+ * model and settings (FEP_ERROR_MODEL on every rank if not) and copies
+ * rank 0's parameters to every rank. */
+FepStatus fep_session_set_comm(FepSession *s, int comm_f);
+/* This rank and the number of ranks: 0 and 1 for a session not joined. */
+FepStatus fep_session_rank(FepSession *s, int *rank, int *size);
+
 #ifdef __cplusplus
 }
 #endif

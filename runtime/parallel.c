@@ -1,14 +1,18 @@
 /* parallel.c — batch-parallel execution of any engine over a thread pool.
  *
- * A phase runs once per block of samples (the last block may be shorter)
- * on a view of the storage: batched buffers are offset to the
+ * A phase runs once per block of PARALLEL_BLOCK samples (the last block may
+ * be shorter) on a view of the storage: batched buffers are offset to the
  * block, read-only unbatched buffers are shared, and the unbatched buffers
  * the phase writes (batch-summed parameter gradients, compiled code's
- * unbatched temporaries) get a private copy per block.  Partial sums are
- * then added in block order.  The blocks do not depend on the thread
- * count, so results are identical for any --threads.  A phase of a single
- * block runs on the calling thread with the pool's team made ambient, so
- * its large matrix products run in pieces on every thread (gemm.h). */
+ * unbatched temporaries) are the session's own for block 0 and a private
+ * copy for every other block.  Partial sums are then added in block order.
+ * The blocks do not depend on the thread count, so results are identical
+ * for any --threads.  A phase of a single block runs on the calling thread
+ * with the pool's team made ambient, so its large matrix products run in
+ * pieces on every thread (gemm.h).  On a block shard (dist.c) the blocks
+ * are this process's run of the global batch's blocks, and a phase that
+ * sums over the batch hands its blocks' partials to dist_fold_phase, which
+ * adds every process's in global block order. */
 #include "runtime.h"
 
 #include <stdatomic.h>
@@ -17,16 +21,12 @@
 
 #include "team.h"
 
-/* Samples per block: a phase that sums over the batch (parameter gradients)
- * takes large blocks, whose products reuse the weights well and whose
- * partial sums are few; a phase that only writes per-sample buffers takes
- * half as many, so that a batch of 64 still spreads over two threads (its
- * products are as fast per row at 32 rows). */
-enum { REDUCING_BLOCK = 64, PER_SAMPLE_BLOCK = 32 };
+/* Elements per task of the block sums (a chunk that stays in L1 while
+ * every block's partial is added to it). */
+enum { SUM_CHUNK = 4096 };
 
 typedef struct Job {
     const Pool *pool;
-    int block;            /* samples per block */
     const Program *p;
     PhaseId phase;
     Storage *st;
@@ -66,7 +66,7 @@ static void run_block(void *arg, int k)
     Job *job = arg;
     if (atomic_load(&job->failed))
         return;
-    int64_t b0 = (int64_t)k * job->block, n = job->st->batch - b0 < job->block ? job->st->batch - b0 : job->block;
+    int64_t b0 = (int64_t)k * PARALLEL_BLOCK, n = job->st->batch - b0 < PARALLEL_BLOCK ? job->st->batch - b0 : PARALLEL_BLOCK;
     Storage view = {.batch = (int)n, .f64 = job->st->f64, .data = job->private[k], .n_buffers = job->st->n_buffers};
     char err[512];
     const Engine *inner = &job->pool->inner;
@@ -125,8 +125,8 @@ static void make_views(Pool *pool, Job *job, const Model *m)
         void **data = xmalloc(sizeof *data * (size_t)(st->n_buffers + 1));
         for (int b = 0; b < st->n_buffers; b++) {
             if (m->buffers[b].batched)
-                data[b] = (char *)st->data[b] + (size_t)(k * job->block) * (size_t)buffer_len(m, b, 1) * elem(st);
-            else if (job->written[b])
+                data[b] = (char *)st->data[b] + (size_t)(k * PARALLEL_BLOCK) * (size_t)buffer_len(m, b, 1) * elem(st);
+            else if (job->written[b] && k > 0)
                 data[b] = scratch_for(pool, k, b, (size_t)buffer_len(m, b, 1) * elem(st) + 1);
             else
                 data[b] = st->data[b];
@@ -135,34 +135,66 @@ static void make_views(Pool *pool, Job *job, const Model *m)
     }
 }
 
-/* The phase's unbatched destinations ← Σ over blocks, in block order. */
+/* acc ← acc + part, element by element, in the storage's type. */
+static void add_f32(float *restrict acc, const float *restrict part, int64_t n)
+{
+    for (int64_t e = 0; e < n; e++)
+        acc[e] += part[e];
+}
+
+static void add_f64(double *restrict acc, const double *restrict part, int64_t n)
+{
+    for (int64_t e = 0; e < n; e++)
+        acc[e] += part[e];
+}
+
+/* Task i of the block sums: one SUM_CHUNK of one destination, to which
+ * blocks 1, 2, ... are added in order (block 0 wrote it in place). */
+typedef struct Sum {
+    Job *job;
+    int *dst;             /* per task: its buffer */
+    int64_t *from;        /* per task: its first element */
+} Sum;
+
+static void sum_chunk(void *arg, int i)
+{
+    const Sum *sum = arg;
+    const Job *job = sum->job;
+    int b = sum->dst[i];
+    int64_t at = sum->from[i], n = buffer_len(job->p->model, b, 1) - at;
+    n = n < SUM_CHUNK ? n : SUM_CHUNK;
+    for (int k = 1; k < job->n_blocks; k++) {
+        if (job->st->f64)
+            add_f64((double *)job->st->data[b] + at, (const double *)job->private[k][b] + at, n);
+        else
+            add_f32((float *)job->st->data[b] + at, (const float *)job->private[k][b] + at, n);
+    }
+}
+
+/* The phase's unbatched destinations ← Σ over blocks, in block order,
+ * chunk by chunk across the team. */
 static void reduce_blocks(Job *job, const Model *m)
 {
-    Storage *st = job->st;
     const Phase *ph = &job->p->phases[job->phase];
+    int n_tasks = 0, cap = 0;
+    Sum sum = {job, NULL, NULL};
     for (int i = 0; i < ph->n_assigns; i++) {
         int b = ph->assigns[i].dst;
         if (m->buffers[b].batched)
             continue;
-        int64_t n = buffer_len(m, b, 1);
-        if (st->f64) {
-            double *out = st->data[b];
-            memcpy(out, job->private[0][b], sizeof *out * (size_t)n);
-            for (int k = 1; k < job->n_blocks; k++) {
-                const double *part = job->private[k][b];
-                for (int64_t e = 0; e < n; e++)
-                    out[e] += part[e];
+        for (int64_t at = 0; at < buffer_len(m, b, 1); at += SUM_CHUNK) {
+            if (n_tasks == cap) {
+                cap = cap ? 2 * cap : 64;
+                sum.dst = xrealloc(sum.dst, sizeof *sum.dst * (size_t)cap);
+                sum.from = xrealloc(sum.from, sizeof *sum.from * (size_t)cap);
             }
-        } else {
-            float *out = st->data[b];
-            memcpy(out, job->private[0][b], sizeof *out * (size_t)n);
-            for (int k = 1; k < job->n_blocks; k++) {
-                const float *part = job->private[k][b];
-                for (int64_t e = 0; e < n; e++)
-                    out[e] += part[e];
-            }
+            sum.dst[n_tasks] = b;
+            sum.from[n_tasks++] = at;
         }
     }
+    team_run(job->pool->team, n_tasks, sum_chunk, &sum);
+    free(sum.dst);
+    free(sum.from);
 }
 
 static void free_views(Job *job)
@@ -173,32 +205,70 @@ static void free_views(Job *job)
     free(job->written);
 }
 
+static bool sums_batch(const Program *p, PhaseId phase)
+{
+    const Phase *ph = &p->phases[phase];
+    for (int i = 0; i < ph->n_assigns; i++)
+        if (!p->model->buffers[ph->assigns[i].dst].batched)
+            return true;
+    return false;
+}
+
+/* The whole storage as one block, on the calling thread with the team ambient. */
+static bool run_whole(Pool *pool, const Program *p, PhaseId phase, Storage *st, char *err, size_t errlen)
+{
+    Team *outer = team_set_ambient(pool->team);
+    bool ok = pool->inner.run_phase(pool->inner.ctx, p, phase, st, err, errlen);
+    team_set_ambient(outer);
+    return ok;
+}
+
+/* A phase that sums over a batch spread over processes: this process's
+ * blocks (none, one, or several), then the fold with every other's. */
+static bool run_shard(Pool *pool, const Program *p, PhaseId phase, Storage *st, char *err, size_t errlen)
+{
+    int n_blocks = (st->batch + PARALLEL_BLOCK - 1) / PARALLEL_BLOCK;
+    void **whole[1] = {st->data};
+    if (n_blocks <= 1) {
+        if (n_blocks == 1 && !run_whole(pool, p, phase, st, err, errlen))
+            return false;
+        if (dist_fold_phase(st->shard, p, phase, st, whole, n_blocks))
+            return true;
+        snprintf(err, errlen, "%s", st->shard->comm->error);
+        return false;
+    }
+    Job job = {.pool = pool, .p = p, .phase = phase, .st = st, .n_blocks = n_blocks};
+    job.written = written_unbatched(p, phase, st->n_buffers);
+    make_views(pool, &job, p->model);
+    team_run(pool->team, n_blocks, run_block, &job);
+    bool ok = !atomic_load(&job.failed);
+    if (!ok)
+        snprintf(err, errlen, "%s", job.err);
+    else if (!(ok = dist_fold_phase(st->shard, p, phase, st, job.private, n_blocks)))
+        snprintf(err, errlen, "%s", st->shard->comm->error);
+    free_views(&job);
+    return ok;
+}
+
 static bool parallel_run(void *ctx, const Program *p, PhaseId phase, Storage *st, char *err, size_t errlen)
 {
     Pool *pool = ctx;
-    int block = REDUCING_BLOCK;
-    const Phase *ph = &p->phases[phase];
-    bool reduces = false;
-    for (int i = 0; i < ph->n_assigns; i++)
-        reduces |= !p->model->buffers[ph->assigns[i].dst].batched;
-    if (!reduces)
-        block = PER_SAMPLE_BLOCK;
-    int n_blocks = (st->batch + block - 1) / block;
-    if (n_blocks <= 1) {
-        Team *outer = team_set_ambient(pool->team);
-        bool ok = pool->inner.run_phase(pool->inner.ctx, p, phase, st, err, errlen);
-        team_set_ambient(outer);
-        return ok;
-    }
-    const Model *m = p->model;
-    Job job = {.pool = pool, .block = block, .p = p, .phase = phase, .st = st, .n_blocks = n_blocks};
+    bool sums = sums_batch(p, phase);
+    if (st->shard && st->shard->by_blocks && sums)
+        return run_shard(pool, p, phase, st, err, errlen);
+    if (st->batch == 0)   /* a shard that holds no samples of this batch */
+        return true;
+    int n_blocks = (st->batch + PARALLEL_BLOCK - 1) / PARALLEL_BLOCK;
+    if (n_blocks <= 1)
+        return run_whole(pool, p, phase, st, err, errlen);
+    Job job = {.pool = pool, .p = p, .phase = phase, .st = st, .n_blocks = n_blocks};
     job.written = written_unbatched(p, phase, st->n_buffers);
-    make_views(pool, &job, m);
+    make_views(pool, &job, p->model);
     team_run(pool->team, n_blocks, run_block, &job);
     bool ok = !atomic_load(&job.failed);
-    if (ok)
-        reduce_blocks(&job, m);
-    else
+    if (ok && sums)
+        reduce_blocks(&job, p->model);
+    else if (!ok)
         snprintf(err, errlen, "%s", job.err);
     free_views(&job);
     return ok;

@@ -45,12 +45,19 @@ typedef struct Engine {
 Engine engine_interp(void);
 
 /* ---- parallel.c: batch-parallel execution over a thread pool ---- */
+/* Samples per block: the unit of batch-parallel work and, in a phase that
+ * sums over the batch, the unit whose partial sums are added in block
+ * order — the same blocks for any thread count and any number of
+ * processes (dist.c), so results depend on neither. */
+enum { PARALLEL_BLOCK = 32 };
 typedef struct Pool Pool;
 /* A pool of n_threads (the caller counts as one) running `inner`. */
 Pool *pool_new(Engine inner, int n_threads);
 void pool_free(Pool *pool);
-/* `inner` run block by block (64 samples) across the pool; results do not
- * depend on the thread count. */
+/* `inner` run block by block across the pool; results do not depend on the
+ * thread count.  On a storage that is a block shard (dist.c), a phase that
+ * sums over the batch adds its blocks' partial sums with every other
+ * process's, in global block order. */
 Engine engine_parallel(Pool *pool);
 
 typedef struct Session {
@@ -75,6 +82,11 @@ typedef struct Session {
 Session *session_new(Diag *d, Model *m, const TrainConfig *cfg, int batch, bool f64, bool observed_clamped,
                      Engine engine, char *err, size_t errlen);
 void session_free(Session *s);
+/* Makes the session's storage a shard of a batch spread over processes
+ * (dist.c), which the session then owns: its energy becomes the global
+ * batch's, and under a rank shard its batch sums are summed over the ranks
+ * after each phase.  The session's batch must be the shard's count. */
+void session_set_shard(Session *s, struct Shard *sh);
 /* Makes dst use src's param and const storage (same model), so one
  * optimizer step updates both; dst must not outlive src. */
 void session_share_params(Session *dst, Session *src);
@@ -120,12 +132,89 @@ void session_grow(Session *s);
  * False with s->error set. */
 bool session_relax_step(Session *s, double step_size, double *velocity);
 int64_t session_relaxed_len(const Session *s);
-/* Mean per-sample energy of the last relax. */
+/* Mean per-sample energy of the last relax; on a shard, of the whole
+ * global batch (collective; NaN with the Comm's error when it fails). */
 double session_energy(const Session *s);
 
 /* Finds the first buffer holding NaN or Inf (values, errors, params,
  * grads); returns its name or NULL. */
 const char *session_find_nonfinite(const Session *s);
+
+/* ---- dist.c: data parallelism over the processes of a Comm ---- */
+/* The collectives a data-parallel run needs from its processes ("ranks"),
+ * implemented over MPI by comm_mpi.c.  Every call is collective: each rank
+ * makes the same calls in the same order.  A failure returns false with
+ * `error` set and leaves the Comm failed (later calls fail at once). */
+typedef struct Comm {
+    int rank, size;
+    /* Sends send_bytes[j] bytes to every rank j (taken from `send` one rank
+     * after the other) and receives recv_bytes[r] from every rank r (stored
+     * in `recv` in rank order). */
+    bool (*exchange)(struct Comm *c, const void *send, const int64_t *send_bytes, void *recv,
+                     const int64_t *recv_bytes);
+    /* all ← every rank's bytes[r] bytes in rank order (`mine` is this rank's). */
+    bool (*gather)(struct Comm *c, const void *mine, void *all, const int64_t *bytes);
+    /* values[0..n) ← their sums over the ranks (exact). */
+    bool (*sum)(struct Comm *c, int64_t *values, int n);
+    /* data ← rank 0's `bytes` bytes. */
+    bool (*broadcast)(struct Comm *c, void *data, int64_t bytes);
+    /* Ends every rank's process with `status`: for a rank that fails while
+     * the others wait for it in a collective.  Does not return. */
+    void (*abort)(struct Comm *c, int status);
+    void (*free)(struct Comm *c);
+    bool failed;
+    char error[512];
+    double seconds;       /* wall time spent in exchange and gather (waiting included) */
+    int64_t bytes_sent;   /* by this rank, through exchange and gather */
+} Comm;
+
+/* Which samples of a global batch this rank holds, and how they take part
+ * in batch sums.  A block shard (fepc train) cuts the batch into
+ * PARALLEL_BLOCK blocks exactly as one process would and gives each rank a
+ * contiguous run of whole blocks, so every rank computes the blocks one
+ * process would compute, bit for bit; batch sums then add all blocks'
+ * partials in block order (dist_fold).  A rank shard (the C API) takes each
+ * rank's own batch as one part, added in rank order. */
+typedef struct Shard {
+    Comm *comm;
+    bool by_blocks;       /* parts are PARALLEL_BLOCK blocks, folded inside engine_parallel */
+    int batch;            /* samples of the global batch */
+    int offset, count;    /* this rank's samples: [offset, offset + count) */
+    int *counts;          /* per rank: its samples */
+    int *parts;           /* per rank: the partial sums it adds to a batch sum */
+    bool owns_comm;       /* comm is freed with the shard (the C API's) */
+    void *scratch;        /* dist_fold's buffers, reused */
+    size_t scratch_cap;
+} Shard;
+
+/* The block shard of a global batch of `batch` samples: rank r holds
+ * blocks [⌈nb·r/P⌉, ⌈nb·(r+1)/P⌉) of the nb blocks (possibly none). */
+Shard *dist_shard_blocks(Comm *c, int batch);
+/* The rank shard of every rank's `local` samples (collective); NULL after
+ * a failed exchange (c->error). */
+Shard *dist_shard_ranks(Comm *c, int local);
+void dist_shard_free(Shard *sh);
+/* After this rank ran `phase`, each of the phase's unbatched destinations
+ * (its batch sums) has n_parts partials: parts[k][b] is part k's copy of
+ * buffer b.  Sets st->data[b] to the sum of every part of the global
+ * batch, added in part order in the storage's type — what one process
+ * adding its blocks one by one computes.  The reduce-scatter shape of an
+ * allreduce: each rank adds the parts of one slice of the sums, then every
+ * rank gathers the slices.  True at once when the phase sums nothing. */
+bool dist_fold_phase(Shard *sh, const Program *p, PhaseId phase, Storage *st, void **const *parts, int n_parts);
+/* *out ← the mean over the global batch of per-sample values (`mine`:
+ * this rank's count), added in batch order. */
+bool dist_mean(Shard *sh, const double *mine, double *out);
+/* values[0..n) ← their sums over the ranks. */
+bool dist_sum(Comm *c, int64_t *values, int n);
+/* True on every rank when every rank passed ok. */
+bool dist_all_ok(Comm *c, bool ok);
+/* True when every rank passed the same value; otherwise false on every
+ * rank with err naming the first rank that differs from rank 0 and `what`
+ * (e.g. "model hash"). */
+bool dist_same(Comm *c, uint64_t value, const char *what, char *err, size_t errlen);
+/* Copies rank 0's params and consts into every rank's session. */
+bool dist_broadcast_params(Comm *c, Session *s);
 
 /* ---- optim.c: SGD (momentum, Nesterov), Adam, AdamW, element-parallel on the engine's team ---- */
 typedef struct Optimizer {
@@ -248,10 +337,19 @@ typedef struct TrainOptions {
     bool progress;            /* redraw a progress bar (terminal) */
     bool f64;
     const TrainHooks *hooks;  /* report here: nothing printed, no log or checkpoint (train_session) */
+    Comm *comm;               /* the ranks of a data-parallel run; NULL or size 1: this process alone */
 } TrainOptions;
 
+/* A hash of every setting that decides a run's arithmetic. */
+uint64_t train_config_hash(const TrainConfig *c);
 /* Trains and prints per-epoch energy, accuracies and time; returns the
- * exit status (0, 1 on error, 130 when interrupted). */
+ * exit status (0, 1 on error, 130 when interrupted).  Across the ranks of
+ * opt->comm every global batch is spread over the ranks as a block shard;
+ * the parameters after each epoch are those of one process, bit for bit.
+ * Rank 0 alone prints, logs and saves (after every epoch, and on SIGTERM
+ * it says which checkpoint survives); the ranks first check that they run
+ * the same model, options and data.  A rank that fails alone prints its
+ * error and ends the job (comm->abort). */
 int train_run(Diag *d, Model *m, const TrainConfig *cfg, const TrainOptions *opt, Engine engine);
 /* Evaluates on the test split, or all bound data with opt->sources, or
  * only the validation samples train_run held out with opt->val: prints

@@ -170,7 +170,14 @@ void session_free(Session *s)
     free(s->st.data);
     free(s->borrowed);
     free(s->clamped);
+    dist_shard_free(s->st.shard);
     free(s);
+}
+
+void session_set_shard(Session *s, Shard *sh)
+{
+    dist_shard_free(s->st.shard);
+    s->st.shard = sh;
 }
 
 void session_share_params(Session *dst, Session *src)
@@ -402,15 +409,27 @@ bool session_run_phase(Session *s, PhaseId phase)
     bool ok = run_engine(s, phase);
     if (phase == PHASE_INIT)
         session_leaves_changed();
+    Shard *sh = s->st.shard;
+    if (ok && sh && !sh->by_blocks) {   /* a rank shard: this rank's whole batch is its one part */
+        void **whole[1] = {s->st.data};
+        if (!(ok = dist_fold_phase(sh, s->program, phase, &s->st, whole, 1)))
+            fail(s, "%s", sh->comm->error);
+    }
     return ok;
 }
 
 double session_energy(const Session *s)
 {
     int buf = ir_model_find_buffer(s->model, "energy");
-    double *e = xmalloc(sizeof *e * (size_t)s->st.batch);
+    double *e = xmalloc(sizeof *e * (size_t)(s->st.batch + 1));
     session_get(s, buf, e);
     double total = 0;
+    if (s->st.shard) {   /* the global batch's, added in its order; NaN when the exchange failed */
+        if (!dist_mean(s->st.shard, e, &total))
+            total = NAN;
+        free(e);
+        return total;
+    }
     for (int b = 0; b < s->st.batch; b++)
         total += e[b];
     free(e);

@@ -146,7 +146,7 @@ with tempfile.TemporaryDirectory() as tmp:
     r = fepc("grad", model, "--batch", p("nonexistent.safetensors"), "--out", p("o"))
     check(r.returncode == 1 and "nonexistent.safetensors" in r.stderr, "missing batch file named")
     # Batch-parallel execution gives the same bits for any thread count.
-    xb = rng.random((150, 784))   # three blocks of up to 64 samples
+    xb = rng.random((150, 784))   # five blocks of up to 32 samples
     write_st(p("big.safetensors"), {"x": xb, "y": np.arange(150, dtype=np.int64) % 10})
     outs = []
     for threads in ("1", "2", "3"):

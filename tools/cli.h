@@ -62,6 +62,11 @@ void cli_close(Cli *cli);
 bool cli_load_model(Compiler *c, const Options *opt);
 bool cli_engine(const Options *opt, Engine *out, Jit **jit);
 
+/* How many ranks an MPI launcher (Open MPI's mpirun, or a PMI launcher
+ * such as MPICH's) started this process among: 1 when none did.  Read from
+ * the environment, so it works in builds without MPI too. */
+int cli_launched_ranks(void);
+
 int cmd_check(const Options *opt);
 int cmd_explain(const Options *opt);
 int cmd_emit(const Options *opt);

@@ -71,13 +71,34 @@ static bool open_module(Cli *cli, const Options *opt)
     return true;
 }
 
+static int env_int(const char *a, const char *b)
+{
+    const char *v = getenv(a) ? getenv(a) : getenv(b);
+    return v ? atoi(v) : 0;
+}
+
+int cli_launched_ranks(void)
+{
+    int n = env_int("OMPI_COMM_WORLD_SIZE", "PMI_SIZE");
+    return n > 1 ? n : 1;
+}
+
+/* --threads' default: the machine's cores, shared by the ranks an MPI
+ * launcher started on this machine. */
+static int default_threads(void)
+{
+    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN), local = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS");
+    int n = local > 1 ? cores / local : cores;
+    return n > 1 ? n : 1;
+}
+
 bool cli_open(Cli *cli, const Options *opt)
 {
     memset(cli, 0, sizeof *cli);
     bool ok = opt->module_path ? open_module(cli, opt)
                                : cli_load_model(&cli->c, opt) && cli_engine(opt, &cli->engine, &cli->jit);
     if (ok) {
-        int threads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        int threads = opt->threads > 0 ? opt->threads : default_threads();
         cli->pool = pool_new(cli->engine, threads);
         cli->engine = engine_parallel(cli->pool);
     }

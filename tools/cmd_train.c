@@ -1,11 +1,56 @@
 /* cmd_train.c — `fepc train`, `fepc eval` and `fepc filter`: thin over
  * runtime/train.c and filter.c.  Data is Fashion-MNIST (the default) or
- * the `--bind NODE=FILE` sources, split here into node and path. */
+ * the `--bind NODE=FILE` sources, split here into node and path.  Started
+ * by an MPI launcher (`mpirun -np P fepc train ...`), train and eval join
+ * the other ranks (runtime/comm_mpi.c); every rank then agrees that all of
+ * them compiled the model before the run begins. */
 #include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef FEP_HAVE_MPI
+#include "../runtime/comm_mpi.h"
+#endif
+
+/* Opens the ranks of a data-parallel run into *out (NULL: this process
+ * alone); false after a message when this process cannot join them. */
+static bool open_ranks(Comm **out)
+{
+    *out = NULL;
+    int ranks = cli_launched_ranks();
+    if (ranks <= 1)
+        return true;
+#ifdef FEP_HAVE_MPI
+    *out = comm_mpi_launch();
+    return *out != NULL;
+#else
+    fprintf(stderr, "fepc: error: started by an MPI launcher as one of %d ranks, but this fepc was built without MPI "
+            "(install libopenmpi-dev and rebuild, or run fepc without mpirun)\n", ranks);
+    return false;
+#endif
+}
+
+static void close_ranks(Comm *c)
+{
+#ifdef FEP_HAVE_MPI
+    if (c)
+        comm_mpi_finish(c);
+#endif
+}
+
+/* True on every rank when every rank has `ok`; rank 0 says so when only
+ * others failed (each printed its own message). */
+static bool all_started(Comm *c, bool ok)
+{
+    if (!c)
+        return ok;
+    bool all = dist_all_ok(c, ok);
+    if (!all && ok && c->rank == 0)
+        fprintf(stderr, "fepc: error: another rank failed to start (its message is above)\n");
+    return all;
+}
 
 static bool check_data(const Options *opt)
 {
@@ -55,57 +100,65 @@ static char *model_hash(const char *path)
     return hex;
 }
 
-int cmd_train(const Options *opt)
+/* The model, compiled, with its externs resolved; false after a message.
+ * *opened says whether cli needs cli_close. */
+static bool open_model(Cli *cli, const Options *opt, bool *opened)
 {
+    *opened = false;
     if (!check_data(opt))
+        return false;
+    *opened = true;
+    if (!cli_open(cli, opt))
+        return false;
+    char err[512];
+    if (cli->c.model->n_externs && !ir_resolve_externs(cli->c.model, err, sizeof err)) {
+        fprintf(stderr, "fepc: error: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+/* train and eval: join the ranks, compile, agree, run `train` (1) or eval. */
+static int run(const Options *opt, bool train)
+{
+    Comm *comm;
+    if (!open_ranks(&comm))
         return 1;
     Cli cli;
-    if (!cli_open(&cli, opt)) {
-        cli_close(&cli);
-        return 1;
+    bool opened;
+    int rc = 1;
+    if (all_started(comm, open_model(&cli, opt, &opened))) {
+        char *hash = model_hash(opt->model_path ? opt->model_path : opt->module_path);
+        DataSource *src = split_binds(opt);
+        TrainOptions topt = {
+            .log_path = opt->log_path,
+            .save_path = opt->save_path,
+            .resume_path = opt->resume_path,
+            .model_hash = hash,
+            .limit = opt->limit,
+            .val = opt->val,
+            .sources = src,
+            .n_sources = opt->n_binds,
+            .clip = opt->clip,
+            .progress = train && isatty(2),
+            .f64 = opt->f64,
+            .comm = comm,
+        };
+        Model *m = cli.c.model;
+        rc = train ? train_run(&cli.c.diag, m, &m->train, &topt, cli.engine)
+                   : eval_run(&cli.c.diag, m, &m->train, opt->params_path, &topt, cli.engine);
+        free_binds(src, opt->n_binds);
+        free(hash);
     }
-    char err[512];
-    if (cli.c.model->n_externs && !ir_resolve_externs(cli.c.model, err, sizeof err)) {
-        fprintf(stderr, "fepc: error: %s\n", err);
+    if (opened)
         cli_close(&cli);
-        return 1;
-    }
-    char *hash = model_hash(opt->model_path);
-    DataSource *src = split_binds(opt);
-    TrainOptions topt = {
-        .log_path = opt->log_path,
-        .save_path = opt->save_path,
-        .resume_path = opt->resume_path,
-        .model_hash = hash,
-        .limit = opt->limit,
-        .val = opt->val,
-        .sources = src,
-        .n_sources = opt->n_binds,
-        .clip = opt->clip,
-        .progress = isatty(2),
-        .f64 = opt->f64,
-    };
-    int rc = train_run(&cli.c.diag, cli.c.model, &cli.c.model->train, &topt, cli.engine);
-    free_binds(src, opt->n_binds);
-    free(hash);
-    cli_close(&cli);
+    close_ranks(comm);
     return rc;
 }
 
-int cmd_eval(const Options *opt)
-{
-    if (!check_data(opt))
-        return 1;
-    Cli cli;
-    DataSource *src = split_binds(opt);
-    TrainOptions topt = {.f64 = opt->f64, .val = opt->val, .sources = src, .n_sources = opt->n_binds};
-    int rc = cli_open(&cli, opt)
-                 ? eval_run(&cli.c.diag, cli.c.model, &cli.c.model->train, opt->params_path, &topt, cli.engine)
-                 : 1;
-    free_binds(src, opt->n_binds);
-    cli_close(&cli);
-    return rc;
-}
+int cmd_train(const Options *opt) { return run(opt, true); }
+
+int cmd_eval(const Options *opt) { return run(opt, false); }
 
 int cmd_filter(const Options *opt)
 {
