@@ -3,21 +3,22 @@
 agent (issue 12, "Speed"): fepc against the same agent written plainly in
 NumPy (bench/agent_numpy.py), measured in the same run, one thread each.
 
-  usage: bench/agent_bench.py [--quick] [FEPC]
+  usage: bench/agent_bench.py [--quick | --check] [FEPC]
 
 Prints a markdown body (tables) that bench/run puts into docs/PERFORMANCE.md.
 
   check    fepc runs each model with --dtype f64 --log; the NumPy agent
            replays the same observations and actions and must give the same
            G for every policy at every step (to 1e-6: the log's 9 digits);
-           otherwise the benchmark stops with an error
+           otherwise the benchmark stops with an error (--check: only this,
+           at horizons 1–3 and 1, 3, 5, in a few seconds; CTest runs it)
   steps    the T-maze (models/agents/tmaze.fep, 4 policies) and a 5 × 5 grid
            (models/agents/grid5.fep, horizon 5: 3125 policies): fepc's time
            per step is the `seconds` column of `fepc act --summary` (the
            episode's perception–action loop, compilation excluded, the
            environment's step included) divided by its steps, the median of
            the episodes; NumPy's is its replay of fepc's trajectory (infer,
-           plan, select, predict), the median of three replays
+           plan, select, predict); medians of 5 interleaved rounds
   sweep    the horizon of both models up to the first that takes more than
            one second per step (or that fepc's policy budget refuses), each
            agent acting in its own copy of the environment; the largest
@@ -41,7 +42,8 @@ TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268
 if __name__ == "__main__" and (os.environ.get("GLIBC_TUNABLES") != TUNABLES or
                                "OPENBLAS_NUM_THREADS" not in os.environ):
     os.execve(sys.executable, [sys.executable] + sys.argv,
-              dict(os.environ, GLIBC_TUNABLES=TUNABLES, OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1")))
+              dict(os.environ, GLIBC_TUNABLES=TUNABLES,
+                   OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1")))
 
 import csv          # noqa: E402
 import subprocess   # noqa: E402
@@ -55,9 +57,11 @@ import agent_numpy as an  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = "--quick" in sys.argv
-ARGS = [a for a in sys.argv[1:] if a != "--quick"]
+CHECK = "--check" in sys.argv
+ARGS = [a for a in sys.argv[1:] if a not in ("--quick", "--check")]
 FEPC = ARGS[0] if ARGS else os.path.join(ROOT, "build", "fepc")
 ONE_SECOND = 1.0
+REPEATS = 3 if QUICK else 5
 TARGET = 20.0
 
 
@@ -100,9 +104,9 @@ def fepc_per_step(case, horizon, episodes, steps, tmp):
     return float(np.median([float(x["seconds"]) / int(x["steps"]) for x in rows]))
 
 
-def fepc_log(case, tmp):
+def fepc_log(case, tmp, horizon=None, steps=None):
     log = os.path.join(tmp, "steps.csv")
-    r = fepc(*fepc_args(case, case.horizon, case.log_episodes, case.steps), "--log", log)
+    r = fepc(*fepc_args(case, horizon or case.horizon, case.log_episodes, steps or case.steps), "--log", log)
     if r.returncode:
         sys.exit("fepc act failed:\n" + r.stderr)
     with open(log) as f:
@@ -199,7 +203,25 @@ def ms(x):
     return "-" if x is None else ("%.3f" % (x * 1e3) if x < 0.01 else "%.1f" % (x * 1e3))
 
 
+def check():
+    """The G check alone, at several horizons (CTest agent_numpy_check): exit status 1 on a mismatch."""
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, horizons in ((CASES[0], (1, 2, 3)), (CASES[1], (1, 3, 5))):
+            for h in horizons:
+                rows = fepc_log(case, tmp, h, 8)
+                for tree in (False, True):
+                    dG = replay(case.factory(horizon=h, tree=tree), rows)[1]
+                    print("%s, horizon %d, %s: %d steps, max |G_NumPy - G_fepc| = %.2e" % (
+                        case.name, h, "shared prefixes" if tree else "every policy", len(rows), dG))
+                    worst = max(worst, dG)
+    print("ok" if worst < 1e-6 else "FAIL: NumPy and fepc disagree")
+    return 0 if worst < 1e-6 else 1
+
+
 def main():
+    if CHECK:
+        sys.exit(check())
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         # ---- the per-step targets ----
@@ -208,27 +230,33 @@ def main():
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for case in CASES:
             rows = fepc_log(case, tmp)
-            res = {}
-            for tree in (False, True):
-                runs = [replay(case.factory(horizon=case.horizon, tree=tree), rows) for _ in range(3)]
-                res[tree] = (float(np.median([r[0] for r in runs])), max(r[1] for r in runs))
+            # interleaved rounds, medians: on a shared machine one sample can be far off
+            samples = {False: [], True: [], "fepc": []}
+            for _ in range(REPEATS):
+                for tree in (False, True):
+                    samples[tree].append(replay(case.factory(horizon=case.horizon, tree=tree), rows))
+                samples["fepc"].append(fepc_per_step(case, case.horizon, case.episodes, case.steps, tmp))
+            res = {tree: (float(np.median([r[0] for r in samples[tree]])), max(r[1] for r in samples[tree]))
+                   for tree in (False, True)}
             dG = max(res[False][1], res[True][1])
             if not dG < 1e-6:
                 sys.exit("agent_bench: NumPy and fepc disagree on %s: max |ΔG| = %.3g" % (case.name, dG))
-            f = fepc_per_step(case, case.horizon, case.episodes, case.steps, tmp)
+            f = float(np.median(samples["fepc"]))
             P = len(rows[0][3])
             ratio, tree_ratio = res[False][0] / f, res[True][0] / f
             head.append("| %s, horizon %d | %d | %.1f | %.1f | %.1f | %.1f× | %.1f× | >= %g× | %s | %.1e |" % (
                 case.name, case.horizon, P, res[False][0] * 1e6, res[True][0] * 1e6, f * 1e6, ratio, tree_ratio,
                 TARGET, "yes" if ratio >= TARGET else "no", dG))
-            print("%s: NumPy %.1f µs, shared prefixes %.1f µs, fepc %.1f µs per step: %.1f× (%.1f×); max |ΔG| %.1e"
+            print("%s: NumPy %.1f µs, shared prefixes %.1f µs, fepc %.1f µs per step: %.1f× (%.1f×); "
+                  "max |ΔG| %.1e"
                   % (case.name, res[False][0] * 1e6, res[True][0] * 1e6, f * 1e6, ratio, tree_ratio, dG),
                   file=sys.stderr)
         out += head
         out.append("\nfepc: `fepc act --threads 1 --dtype f64`, the `seconds` column of `--summary` over the steps "
-                   "(median of the episodes); NumPy %s with OPENBLAS_NUM_THREADS=%s and glibc's mmap threshold at 32 MiB, replaying fepc's logged "
-                   "observations and actions (median of 3 replays); the last column checks both NumPy agents' G "
-                   "against fepc's log at every step." % (np.__version__, os.environ["OPENBLAS_NUM_THREADS"]))
+                   "(median of the episodes, then of %d rounds); NumPy %s with OPENBLAS_NUM_THREADS=%s and glibc's "
+                   "mmap threshold at 32 MiB, replaying fepc's logged observations and actions (median of %d "
+                   "replays, interleaved with fepc's rounds); the last column checks both NumPy agents' G against "
+                   "fepc's log at every step." % (REPEATS, np.__version__, os.environ["OPENBLAS_NUM_THREADS"], REPEATS))
         # ---- the sweep ----
         out.append("\n### Policies within one second per step (the horizon swept, one agent acting in its "
                    "environment)\n")

@@ -81,7 +81,8 @@ class Agent:
         # B per factor as [U, S', S] over the joint actions, and transposed for rows of beliefs
         self.Bu = [b.transpose(2, 0, 1)[self.actions[:, f]] for f, b in enumerate(self.B)]
         self.BuT = [np.ascontiguousarray(b.transpose(0, 2, 1)) for b in self.Bu]
-        self.Bwide = [np.ascontiguousarray(b.transpose(2, 0, 1).reshape(b.shape[2], -1)) for b in self.Bu]   # [S, U·S']
+        # [S, U·S'] for every action at once
+        self.Bwide = [np.ascontiguousarray(b.transpose(2, 0, 1).reshape(b.shape[2], -1)) for b in self.Bu]
         self.n_policies = self.U ** horizon
         if not tree:
             # every policy as its sequence of joint actions, and per time step the
