@@ -241,7 +241,7 @@ def t3(ctx, rows, figs):
                     "reaches the goal in the Manhattan distance d and stays; information gain 0; the first action's "
                     "mass on shortest-path moves",
                     "3 × 3: the goal (d = 4) at step %s, there for the remaining %d of %d steps; P(south or east) at "
-                    "t = 0 = %.6f; max |info gain| %.1e; 5 × 5: the centre (d = 4) at step %s, %s"
+                    "t = 0 = %.6f; largest absolute information gain %.1e; 5 × 5: the centre (d = 4) at step %s, %s"
                     % (reach, len(cells) - (reach or 0), len(cells), p0[1] + p0[3], ig, reach5,
                        "and stays" if stays5 else "but leaves it"),
                     _verdict(reach == 4 and stays and p0[1] + p0[3] > 0.999 and ig < 1e-9 and reach5 == 4 and stays5,
@@ -289,7 +289,7 @@ def t4(ctx, rows, figs):
     z = np.abs(est - TRUE_LIGHT) / np.sqrt(np.array(TRUE_LIGHT) * (1 - np.array(TRUE_LIGHT)) / np.maximum(n_vis, 1))
     rows.append(Row("T4 Dirichlet counts converge to the true likelihood (novelty on)",
                     "a / a₀ → the true A",
-                    "after %d steps P(light | place) = %s (truth %s); visits %s; max error %.3f (%.1f binomial "
+                    "after %d steps P(light on at each place) = %s (truth %s); visits %s; max error %.3f (%.1f binomial "
                     "standard errors)" % (lengths[-1], _fmt(est, 3), _fmt(TRUE_LIGHT, 1),
                                           " / ".join("%d" % v for v in n_vis), float(max(abs(est - TRUE_LIGHT))),
                                           float(z.max())),
@@ -297,11 +297,11 @@ def t4(ctx, rows, figs):
     path = ctx.work("agents", "counts.csv")
     write_csv(path, ["steps"] + ["place_%d" % k for k in range(4)],
               [[n] + [float(x) for x in est_n] for n, est_n in zip(lengths, learned)])
-    figs.append(("Dirichlet learning: the learned P(light | place) = a / a₀ after each run length (one run per "
+    figs.append(("Dirichlet learning: the learned P(light on at each place) = a / a₀ after each run length (one run per "
                  "length, from the same seed); the truth is %s" % _fmt(TRUE_LIGHT, 1),
                  ctx.plot("lines", "agents_counts", path, "--x", "steps",
                           "--y", ",".join("place_%d" % k for k in range(4)), "--logx",
-                          "--title", "Dirichlet counts: learned P(light | place)",
+                          "--title", "Dirichlet counts: learned P(light on) per place",
                           "--ylabel", "a[light] / a0")))
     seeds, steps = range(1, 11), 12
     distinct = {}
