@@ -20,7 +20,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Context, markdown_table  # noqa: E402
 
-EXPERIMENTS = ["mlp", "generative", "kalman", "relaxed_pc", "ar", "cnn", "rnn", "scalar", "precision"]
+EXPERIMENTS = ["mlp", "generative", "kalman", "relaxed_pc", "ar", "cnn", "rnn", "scalar", "precision", "agents"]
 
 
 def cpu_name():
