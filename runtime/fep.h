@@ -199,6 +199,40 @@ FepStatus fep_fit(FepSession *s, const FepData *train, const FepData *val, const
  * observed nodes free. */
 FepStatus fep_evaluate(FepSession *s, const FepData *data, double *accuracy, double *energy);
 
+/* ---- discrete active-inference agents (models with hidden, outcome and
+ * control declarations; docs/language/agents.md) ----
+ * One FepAgent holds n_agents independent agents of one model (they share
+ * its tables and, when learning, its counts).  A step: fep_agent_observe
+ * (obs[agent * n_outcomes + outcome] = the value index observed), then
+ * fep_agent_infer, fep_agent_plan, optionally fep_agent_learn, then
+ * fep_agent_act (the agent's own choice, written to actions[agent *
+ * n_controls + control]) or fep_agent_act_with (the caller's).  Every
+ * number is computed by the compiled kernels of the module. */
+typedef struct FepAgent FepAgent;
+/* f64: 1 for double precision.  The agents start an episode (beliefs =
+ * priors).  FEP_ERROR_MODEL for a model that is not an agent. */
+FepStatus fep_agent_new(FepModule *m, int n_agents, int f64, FepAgent **out);
+void fep_agent_free(FepAgent *a);
+/* Sizes for the caller's arrays; any pointer may be NULL. */
+FepStatus fep_agent_shape(const FepAgent *a, int *n_outcomes, int *n_controls, int64_t *n_policies);
+/* A new episode: beliefs back to the priors. */
+FepStatus fep_agent_reset(FepAgent *a);
+FepStatus fep_agent_observe(FepAgent *a, const int *obs);
+/* State inference: q(s) for every factor. */
+FepStatus fep_agent_infer(FepAgent *a);
+/* G and its terms, q(π) and the action marginals P(u) for every policy. */
+FepStatus fep_agent_plan(FepAgent *a);
+/* Chooses (argmax or seeded sampling, as the model says) and commits the
+ * actions: the next step's prior is B(u) q(s). */
+FepStatus fep_agent_act(FepAgent *a, int *actions);
+FepStatus fep_agent_act_with(FepAgent *a, const int *actions);
+/* Adds this step's Dirichlet count increments (models with counts). */
+FepStatus fep_agent_learn(FepAgent *a);
+/* n doubles out of a buffer: "q.loc", "prior.loc", "G", "G.info_gain",
+ * "q_pi", "P.move", "o.cue", or a table ("a_light"); n must be its size
+ * (n_agents × the buffer's per-agent size for the per-agent ones). */
+FepStatus fep_agent_get(const FepAgent *a, const char *name, double *data, size_t n);
+
 /* ---- environments written in C ----
  * `fepc act M.fep --env libworld.so:my_world` loads `my_world`, a const
  * FepEnvironment, from the shared object.  Observations and actions are
